@@ -1,0 +1,189 @@
+"""The HTTP side every built-in provider shares: session, timeouts, status and
+exception mapping into the ``ipychat.errors`` family.
+
+One ``aiohttp.ClientSession`` per call: it is cheap next to a chat answer, it
+holds that call's cookies, and closing it with the call means no "Unclosed
+client session" warning and no connection left behind after a cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import aiohttp
+
+from .. import errors
+from ..streams import StreamDecodeError
+
+#: Seconds to connect, and seconds to wait for each next piece of the answer.
+DEFAULT_TIMEOUT = 60.0
+#: How much of an error body we read to quote the server's message.
+ERROR_BODY_LIMIT = 64 * 1024
+
+
+def client_timeout(timeout) -> aiohttp.ClientTimeout:
+    """``timeout=`` as users give it: seconds (connect and each read) or a ClientTimeout."""
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    seconds = DEFAULT_TIMEOUT if timeout is None else timeout
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        raise errors.UsageError(f"timeout must be a number of seconds, not {timeout!r}") from None
+    if seconds <= 0:
+        raise errors.UsageError("timeout must be more than 0 seconds")
+    # No total: a long answer may stream for minutes; what matters is silence.
+    return aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+
+
+@dataclass
+class Call:
+    """One request's worth of settings, with control arguments kept apart
+    from the options that go into the request body."""
+
+    provider: str
+    model: Optional[str]
+    messages: List[Dict[str, str]]
+    base_url: str
+    proxy: Optional[str] = None
+    timeout: aiohttp.ClientTimeout = field(default_factory=lambda: client_timeout(None))
+    cookies: Optional[Dict[str, str]] = None
+    api_key: Optional[str] = None
+    options: Dict[str, Any] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + path
+
+    @property
+    def secrets(self) -> list:
+        found = [self.api_key] if self.api_key else []
+        found += list((self.cookies or {}).values())
+        return found
+
+    def __repr__(self) -> str:  # never show keys or cookies
+        return f"Call(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
+
+
+def open_session(call: Call, headers: Optional[dict] = None) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        headers=headers,
+        cookies=call.cookies,
+        timeout=call.timeout,
+        # No cookie sharing across hosts and no redirects: requests go only
+        # to the base URL the user chose.
+        cookie_jar=aiohttp.CookieJar(unsafe=True),
+    )
+
+
+def request_options(call: Call) -> dict:
+    """Keyword arguments for ``session.request`` that every call shares."""
+    return {"proxy": call.proxy, "allow_redirects": False}
+
+
+def error_text(body: bytes) -> str:
+    """The short human part of an error body (JSON ``error.message`` etc.)."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    for key in ("error", "message", "detail"):
+        value = data.get(key) if isinstance(data, dict) else None
+        if isinstance(value, dict):
+            value = value.get("message") or value.get("type") or value
+        if value:
+            return value if isinstance(value, str) else json.dumps(value)
+    return text
+
+
+async def check_status(response: aiohttp.ClientResponse, call: Call) -> None:
+    """Raise the matching ``ChatError`` for any status but 2xx."""
+    if response.status < 300:
+        return
+    body = await response.content.read(ERROR_BODY_LIMIT)
+    detail = errors.redact(error_text(body), call.secrets)
+    raise status_error(response.status, detail, response.headers, call)
+
+
+def status_error(status: int, detail: str, headers, call: Call) -> errors.ChatError:
+    who = call.provider
+    if status in (401, 403):
+        return errors.AuthenticationRequired(detail or "not authorised", status=status,
+                                             provider=who)
+    if status == 429:
+        return errors.RateLimited(detail, retry_after=headers.get("Retry-After"), provider=who)
+    if status == 404 and call.model and "model" in detail.lower():
+        return errors.ModelNotFound(call.model, detail, provider=who)
+    if 300 <= status < 400:
+        hint = "The server redirected; ipychat does not follow redirects. Check the base URL."
+    elif status >= 500:
+        hint = "The server failed; try again later."
+    elif status == 404:
+        hint = "Check the base URL."
+    else:
+        hint = "The server rejected the request."
+    return errors.HTTPStatusError(status, detail, provider=who, hint=hint)
+
+
+def translate(err: BaseException, call: Call, started: bool) -> BaseException:
+    """Map an exception raised while talking to a server to a ``ChatError``.
+
+    ``started``: whether answer text was already yielded (a dropped connection
+    then means the answer was cut short).
+    """
+    who = call.provider
+    if isinstance(err, errors.ChatError):
+        if err.provider is None:
+            err.provider = who
+        return err
+    if isinstance(err, StreamDecodeError):
+        return errors.MalformedStreamError(err.what, err.fragment, provider=who)
+    if isinstance(err, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        what = "the server stopped sending" if started else "no answer"
+        return errors.ChatTimeout(f"{what} within {call.timeout.sock_read:g} s", provider=who)
+    if isinstance(err, aiohttp.InvalidURL):
+        return errors.UsageError(f"invalid URL {errors.hide_credentials(err)}", provider=who)
+    if isinstance(err, aiohttp.ClientProxyConnectionError):  # before its base class
+        return errors.ConnectionFailed("cannot connect through the proxy", provider=who)
+    if isinstance(err, aiohttp.ClientConnectorError):
+        where = f"{err.host}:{err.port}"
+        return errors.ConnectionFailed(f"cannot connect to {where} ({_reason(err)})", provider=who)
+    if isinstance(err, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
+                        aiohttp.ClientOSError, ConnectionResetError)):
+        return errors.StreamCutShort("the connection closed in the middle of the answer",
+                                     provider=who)
+    if isinstance(err, aiohttp.ClientError):
+        return errors.ChatError(errors.redact(errors.one_line(str(err)), call.secrets),
+                                provider=who)
+    return err
+
+
+def _reason(err: aiohttp.ClientConnectorError) -> str:
+    reason = err.os_error.strerror or str(err.os_error) if err.os_error else ""
+    return errors.one_line(reason, 80) or "refused"
+
+
+def parse_json(data, call: Call, what: str = "an event is not JSON"):
+    """``json.loads`` that raises ``MalformedStreamError`` naming the provider."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise errors.MalformedStreamError(what, data, provider=call.provider) from None
+
+
+@contextlib.asynccontextmanager
+async def translated(call: Call, progress: dict):
+    """Re-raise anything from the block as the ``ChatError`` it means."""
+    try:
+        yield
+    except (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        mapped = translate(err, call, progress.get("started", False))
+        if mapped is err:
+            raise
+        raise mapped from err
