@@ -142,8 +142,14 @@ class StreamCutShort(ChatError):
     hint = "The answer may be incomplete; try again."
 
 
+def _failure_text(err) -> str:
+    # A ChatError's str() starts with its provider, which the list already names.
+    return err.message if isinstance(err, ChatError) else f"{type(err).__name__}: {err}"
+
+
 class AllProvidersFailed(ChatError):
     def __init__(self, failures):
-        lines = "; ".join(f"{name}: {one_line(str(err), 160)}" for name, err in failures)
+        lines = "; ".join(f"{name}: {one_line(_failure_text(err), 160)}"
+                          for name, err in failures)
         super().__init__(f"every provider failed ({lines})")
         self.failures = list(failures)

@@ -1,8 +1,13 @@
 """Chat providers: g4f-style base classes, the classic four, and the registry."""
 
+from .adapt import stream_text
+from .anthropic import Anthropic
 from .base import AbstractProvider, AsyncGeneratorProvider, HTTPProvider
+from .chain import ProviderChain
 from .cromicle import Cromicle
 from .lockchat import Lockchat
+from .ollama import Ollama
+from .openai import OpenAIChat
 from .openassistant import OpenAssistant
 from .registry import (
     ProviderInfo,
@@ -21,6 +26,11 @@ __all__ = [
     "Lockchat",
     "OpenAssistant",
     "Vitalentum",
+    "OpenAIChat",
+    "Ollama",
+    "Anthropic",
+    "ProviderChain",
+    "stream_text",
     "ProviderInfo",
     "get_provider",
     "list_providers",

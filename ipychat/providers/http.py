@@ -100,13 +100,20 @@ def error_text(body: bytes) -> str:
     return text
 
 
-async def check_status(response: aiohttp.ClientResponse, call: Call) -> None:
-    """Raise the matching ``ChatError`` for any status but 2xx."""
+async def check_status(response: aiohttp.ClientResponse, call: Call,
+                       auth_hint: Optional[str] = None) -> None:
+    """Raise the matching ``ChatError`` for any status but 2xx.
+
+    ``auth_hint``: what to do on 401/403 (e.g. which variable holds the key).
+    """
     if response.status < 300:
         return
     body = await response.content.read(ERROR_BODY_LIMIT)
     detail = errors.redact(error_text(body), call.secrets)
-    raise status_error(response.status, detail, response.headers, call)
+    failure = status_error(response.status, detail, response.headers, call)
+    if auth_hint and isinstance(failure, errors.AuthenticationRequired):
+        failure.hint = auth_hint
+    raise failure
 
 
 def status_error(status: int, detail: str, headers, call: Call) -> errors.ChatError:
@@ -129,6 +136,10 @@ def status_error(status: int, detail: str, headers, call: Call) -> errors.ChatEr
     return errors.HTTPStatusError(status, detail, provider=who, hint=hint)
 
 
+# aiohttp >= 3.10 raises NonHttpUrlClientError (not an InvalidURL) for ftp:// and the like.
+_BAD_URL = (aiohttp.InvalidURL, getattr(aiohttp, "NonHttpUrlClientError", aiohttp.InvalidURL))
+
+
 def translate(err: BaseException, call: Call, started: bool) -> BaseException:
     """Map an exception raised while talking to a server to a ``ChatError``.
 
@@ -139,13 +150,13 @@ def translate(err: BaseException, call: Call, started: bool) -> BaseException:
     if isinstance(err, errors.ChatError):
         if err.provider is None:
             err.provider = who
-        return err
+        return _scrubbed(err, call.secrets)
     if isinstance(err, StreamDecodeError):
         return errors.MalformedStreamError(err.what, err.fragment, provider=who)
     if isinstance(err, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         what = "the server stopped sending" if started else "no answer"
         return errors.ChatTimeout(f"{what} within {call.timeout.sock_read:g} s", provider=who)
-    if isinstance(err, aiohttp.InvalidURL):
+    if isinstance(err, _BAD_URL):
         return errors.UsageError(f"invalid URL {errors.hide_credentials(err)}", provider=who)
     if isinstance(err, aiohttp.ClientProxyConnectionError):  # before its base class
         return errors.ConnectionFailed("cannot connect through the proxy", provider=who)
@@ -159,6 +170,13 @@ def translate(err: BaseException, call: Call, started: bool) -> BaseException:
     if isinstance(err, aiohttp.ClientError):
         return errors.ChatError(errors.redact(errors.one_line(str(err)), call.secrets),
                                 provider=who)
+    return err
+
+
+def _scrubbed(err: errors.ChatError, secrets) -> errors.ChatError:
+    # A server may echo the key inside a stream error event, not only in a status body.
+    err.message = errors.redact(err.message, secrets)
+    err.args = tuple(errors.redact(a, secrets) if isinstance(a, str) else a for a in err.args)
     return err
 
 

@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 from typing import Dict, List, Optional
 
 from .. import errors
+from .adapt import check_provider
 
 ENTRY_POINT_GROUP = "ipychat.providers"
 _registered: Dict[str, type] = {}
@@ -73,10 +74,11 @@ def load_dotted(path: str) -> type:
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
-        return getattr(module, attr)
+        found = getattr(module, attr)
     except (ImportError, AttributeError, ValueError) as err:
         raise errors.UsageError(f"cannot load provider {path!r}: {errors.one_line(err, 120)}",
                                 hint="Use package.module:ClassName.") from None
+    return check_provider(found, path)
 
 
 def _known_hint() -> str:

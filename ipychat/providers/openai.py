@@ -1,0 +1,110 @@
+"""OpenAI-compatible Chat Completions: api.openai.com and every local or hosted
+server that speaks the same protocol (vLLM, LM Studio, llama.cpp, ...).
+
+``POST {base}/chat/completions`` with ``"stream": true``; the answer is SSE
+with OpenAI-style chunks ending in ``data: [DONE]`` (``openai_chunks``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import List, Optional
+
+from .. import errors
+from .base import HTTPProvider
+from .http import (Call, check_status, client_timeout, open_session, parse_json,
+                   request_options, translated)
+from .openai_chunks import chunk_texts
+
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+@dataclass(repr=False)  # keeps Call's repr, which never shows the key
+class KeyedCall(Call):
+    """A call that knows which environment variable its key should come from."""
+
+    key_env: str = DEFAULT_KEY_ENV
+
+    @property
+    def auth_hint(self) -> str:
+        return f"Set {self.key_env} or pass api_key=."
+
+
+def resolve_key(api_key: Optional[str], key_env: Optional[str],
+                provider: Optional[str] = None) -> Optional[str]:
+    """The key to send: ``api_key``, else the named variable, else ``OPENAI_API_KEY``.
+
+    A variable the user named explicitly must exist: silently falling back to
+    another key (or to none) would hide the mistake.
+    """
+    if api_key:
+        return api_key
+    if key_env:
+        if not os.environ.get(key_env):
+            raise errors.AuthenticationRequired(
+                f"environment variable {key_env} is not set", provider=provider,
+                hint=f"Set {key_env} or pass api_key=.")
+        return os.environ[key_env]
+    return os.environ.get(DEFAULT_KEY_ENV) or None
+
+
+def auth_headers(call: Call) -> dict:
+    # Local servers need no key: send no Authorization header at all then.
+    return {"Authorization": f"Bearer {call.api_key}"} if call.api_key else {}
+
+
+class OpenAIChat(HTTPProvider):
+    url = "https://api.openai.com/v1"
+    default_base_url = url
+    working = True
+    needs_auth = True
+    supports_stream = True
+    supports_message_history = True
+    supports_gpt_35_turbo = True
+    supports_gpt_4 = True
+    model = "gpt-4o-mini"
+    api_key_env = DEFAULT_KEY_ENV
+
+    @classmethod
+    def make_call(cls, model, messages, *, api_key=None, api_key_env=None,
+                  **kwargs) -> KeyedCall:
+        key = resolve_key(api_key, api_key_env, cls.label())
+        call = super().make_call(model, messages, api_key=key, **kwargs)
+        return KeyedCall(**vars(call), key_env=api_key_env or DEFAULT_KEY_ENV)
+
+    @classmethod
+    async def generate(cls, call: KeyedCall):
+        body = {"model": call.model, "messages": call.messages, **call.options, "stream": True}
+        async with open_session(call, auth_headers(call)) as session:
+            async with session.post(call.url("/chat/completions"), json=body,
+                                    **request_options(call)) as response:
+                await check_status(response, call, call.auth_hint)
+                async for text in chunk_texts(response, call):
+                    yield text
+
+    @classmethod
+    async def list_models(cls, base_url: Optional[str] = None, api_key: Optional[str] = None,
+                          *, api_key_env: Optional[str] = None, proxy: Optional[str] = None,
+                          timeout=None) -> List[str]:
+        """The sorted model ids the server offers (``GET {base}/models``)."""
+        key_env = api_key_env or DEFAULT_KEY_ENV
+        call = KeyedCall(provider=cls.label(), model=None, messages=[],
+                         base_url=(base_url or cls.default_base_url).rstrip("/"),
+                         proxy=proxy or None, timeout=client_timeout(timeout),
+                         api_key=resolve_key(api_key, api_key_env, cls.label()),
+                         key_env=key_env)
+        async with translated(call, {}):
+            async with open_session(call, auth_headers(call)) as session:
+                async with session.get(call.url("/models"), **request_options(call)) as response:
+                    await check_status(response, call, call.auth_hint)
+                    reply = parse_json(await response.read(), call, "the model list is not JSON")
+        return model_ids(reply, call)
+
+
+def model_ids(reply, call: Call) -> List[str]:
+    data = reply.get("data") if isinstance(reply, dict) else None
+    if not isinstance(data, list):
+        raise errors.MalformedStreamError("the model list has no 'data' list", str(reply)[:80],
+                                          provider=call.provider)
+    return sorted(str(item["id"]) for item in data if isinstance(item, dict) and "id" in item)
