@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
-from typing import AsyncIterator, Awaitable, Iterator, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -77,12 +77,14 @@ def run_sync(coro: Awaitable[T]) -> T:
 _ITEM, _ERROR, _END = range(3)
 
 
-def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
+def iterate_sync(agen: AsyncIterator[T], idle: Optional[Callable[[], None]] = None
+                 ) -> Iterator[T]:
     """Iterate an async generator from synchronous code.
 
     Closing the returned generator early (``break``, ``close()``, an
     exception or Ctrl-C in the consumer) cancels the async generator, which
-    closes its HTTP response.
+    closes its HTTP response. ``idle()`` is called in this thread whenever a
+    wait slice passes without an item (e.g. to flush a view).
     """
     items: queue.Queue = queue.Queue()
 
@@ -100,7 +102,7 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
     future = asyncio.run_coroutine_threadsafe(pump(), background_loop())
     try:
         while True:
-            kind, value = _next_item(items)
+            kind, value = _next_item(items, idle)
             if kind == _ITEM:
                 yield value
             elif kind == _ERROR:
@@ -112,9 +114,10 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
             _cancel_and_wait(future)
 
 
-def _next_item(items: queue.Queue):
+def _next_item(items: queue.Queue, idle):
     while True:
         try:
             return items.get(timeout=SLICE)
         except queue.Empty:
-            continue
+            if idle is not None:
+                idle()

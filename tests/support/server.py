@@ -44,7 +44,7 @@ class ThreadedServer:
     @classmethod
     def start(cls, app: web.Application) -> "ThreadedServer":
         server = cls(app)
-        app["server"] = server
+        app[SERVER] = server
         ready = threading.Event()
         server._thread = threading.Thread(target=server._serve, args=(ready,), daemon=True)
         server._thread.start()
@@ -73,6 +73,10 @@ class ThreadedServer:
         self._thread.join(10)
         self._loop.close()
 
+    def call_soon(self, callback, *args) -> None:
+        """Run ``callback`` on the server's loop (e.g. ``event.set`` of a held stream)."""
+        self._loop.call_soon_threadsafe(callback, *args)
+
     def note(self, recorded: Recorded, **changes) -> None:
         with self._changed:
             for key, value in changes.items():
@@ -90,11 +94,14 @@ class ThreadedServer:
             return self._changed.wait_for(predicate, timeout)
 
 
+SERVER = web.AppKey("server", ThreadedServer)
+
+
 def recording(handler):
     """Wrap an aiohttp handler so each request is recorded, with its fate."""
 
     async def wrapped(request: web.Request):
-        server: ThreadedServer = request.app["server"]
+        server: ThreadedServer = request.app[SERVER]
         body = await request.read()
         rec = Recorded(request.method, request.path, dict(request.query),
                        dict(request.headers), body)

@@ -1,0 +1,134 @@
+"""The ``%chat`` line magic's subcommands."""
+
+from __future__ import annotations
+
+from . import errors
+from .options import ChatOptions, parse
+
+SUBCOMMANDS = ("providers", "use", "history", "reset", "demo", "panel", "stop")
+
+
+def run(magics, line: str):
+    word, _, rest = line.strip().partition(" ")
+    if not word:
+        return _show(f"%chat subcommands: {', '.join(SUBCOMMANDS)}. "
+                     "Use %%chat [options] with your question in the cell body; %%chat? for help.")
+    handler = globals().get(f"_{word}") if word in SUBCOMMANDS else None
+    if handler is None:
+        raise errors.UsageError(f"unknown %chat subcommand {word!r}",
+                                hint=f"Use one of: {', '.join(SUBCOMMANDS)}.")
+    return handler(magics, rest.strip())
+
+
+def _show(text: str, markdown: str | None = None):
+    from IPython.display import display
+
+    bundle = {"text/plain": text}
+    if markdown:
+        bundle["text/markdown"] = markdown
+    display(bundle, raw=True)
+
+
+def _providers(magics, rest: str):
+    from .providers import list_providers
+    from .targets import CLASSIC
+
+    rows = []
+    for info in list_providers():
+        where = "built-in emulator (demo)" if magics.demo and info.name in CLASSIC else info.base_url
+        rows.append((info.name, info.model or "", where or "", _yes(info.working),
+                     _yes(info.needs_auth)))
+    head = ("name", "default model", "base URL", "working", "needs auth")
+    _show(_text_table(head, rows), _markdown_table(head, rows))
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _text_table(head, rows) -> str:
+    widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+             for row in (head, *rows)]
+    return "\n".join(lines)
+
+
+def _markdown_table(head, rows) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(f"`{c}`" if i == 0 else str(c) for i, c in enumerate(row)) + " |"
+              for row in rows]
+    return "\n".join(lines)
+
+
+def _use(magics, rest: str):
+    from .providers import get_provider
+
+    if not rest:
+        return _show(f"Defaults: {_describe(magics.defaults, magics)}")
+    name, _, options = rest.partition(" ")
+    if name.startswith("-"):
+        name, options = "", rest
+    opts = parse(magics.chat, options)
+    if opts.out or opts.background:
+        raise errors.UsageError("--out and --background apply to one cell, not to %chat use")
+    if name:
+        for part in name.split(","):
+            get_provider(part)  # fail now, not at the next cell
+        opts.provider = name
+    magics.defaults = opts.merged_over(magics.defaults)
+    return _show(f"Defaults: {_describe(magics.defaults, magics)}")
+
+
+def _describe(opts: ChatOptions, magics) -> str:
+    provider = opts.provider or magics.default_provider or "(zero-config)"
+    parts = [f"provider={provider}"]
+    for name in ("model", "temperature", "base_url", "format"):
+        value = getattr(opts, name)
+        if value is not None:
+            parts.append(f"{name}={value}")
+    if opts.proxy:
+        parts.append(f"proxy={errors.hide_credentials(opts.proxy)}")
+    if opts.system:
+        parts.append(f"system={opts.system!r}")
+    return ", ".join(parts)
+
+
+def _history(magics, rest: str):
+    conversation = magics.conversation
+    if not conversation.turns:
+        return _show("No history yet.")
+    lines = [f"system: {conversation.system}"] if conversation.system else []
+    for turn in conversation.turns:
+        lines += [f"user: {turn.prompt}", f"assistant ({turn.provider}): {turn.answer}"]
+    return _show("\n".join(lines))
+
+
+def _reset(magics, rest: str):
+    magics.conversation.reset()
+    magics.conversation.system = None
+    return _show("History cleared.")
+
+
+def _demo(magics, rest: str):
+    if rest not in ("", "on", "off"):
+        raise errors.UsageError(f"%chat demo takes on or off, not {rest!r}")
+    if rest:
+        magics.demo = rest == "on"
+    state = "on: the classic providers answer from the built-in emulator" if magics.demo else \
+        "off: providers go to their real services"
+    return _show(f"Demo mode {state}.")
+
+
+def _panel(magics, rest: str):
+    from .panel import ChatPanel
+
+    return ChatPanel(conversation=magics.conversation)
+
+
+def _stop(magics, rest: str):
+    from .runner import background_tasks
+
+    tasks = [task for task in background_tasks() if not task.done()]
+    for task in tasks:
+        task.cancel()
+    return _show(f"Stopped {len(tasks)} background answer(s).")

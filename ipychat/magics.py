@@ -1,0 +1,190 @@
+"""``%%chat`` and ``%chat``: thin shells over ``session`` and ``targets``.
+
+Settings are traitlets, so ``%config ChatMagics.default_provider = "openai"``
+works; environment variables give their defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
+
+from . import commands, errors, runner
+from .options import FORMATS, ChatOptions, chat_arguments, interpolate, parse
+from .render import StreamView, TerminalView
+from .session import Interrupted, Turn, default_conversation, stream_into
+
+
+@magics_class
+class ChatMagics(Magics):
+    """Chat with a language model; the cell body is the prompt.
+
+    Cell magic::
+
+        %%chat [options]
+        Explain {topic} in two sentences.
+
+    ``{name}`` is replaced by that variable's value; ``{{`` and ``}}`` escape.
+
+    Line magic: ``%chat providers | use NAME [options] | history | reset |
+    demo [on|off] | panel | stop``.
+    """
+
+    default_provider = Unicode(help="Provider used when a cell names none.").tag(config=True)
+    default_model = Unicode(help="Model used when a cell names none.").tag(config=True)
+    demo = Bool(help="Answer the classic providers (and the zero-config case) from the "
+                     "built-in emulator.").tag(config=True)
+    max_history = Int(50, help="Past turns sent with each question (0: none).").tag(config=True)
+    update_interval = Float(0.1, help="Seconds between live output updates.").tag(config=True)
+    timeout = Float(60.0, help="Seconds to wait to connect and for each next piece.").tag(
+        config=True)
+    format = CaselessStrEnum(FORMATS, default_value="markdown",
+                             help="How answers are shown.").tag(config=True)
+
+    @default("default_provider")
+    def _provider_from_env(self):
+        return os.environ.get("IPYCHAT_PROVIDER", "")
+
+    @default("default_model")
+    def _model_from_env(self):
+        return os.environ.get("IPYCHAT_MODEL", "")
+
+    @default("demo")
+    def _demo_from_env(self):
+        return os.environ.get("IPYCHAT_DEMO", "1").strip().lower() not in ("0", "off", "false", "no")
+
+    def __init__(self, shell=None, **kwargs):
+        super().__init__(shell, **kwargs)
+        self.conversation = default_conversation()
+        self.defaults = ChatOptions()
+
+    @line_cell_magic
+    @chat_arguments
+    def chat(self, line, cell=None):
+        if cell is None:
+            return commands.run(self, line)
+        job = self._prepare(parse(self.chat, line).merged_over(self.defaults), cell)
+        if runner.can_await(self.shell):
+            return self._awaitable(job)
+        return self._run_blocking(job)
+
+    # -- one turn -------------------------------------------------------------
+
+    def _prepare(self, opts: ChatOptions, cell: str) -> "Job":
+        from .targets import resolve
+
+        prompt = interpolate(cell, self.shell.user_ns).strip()
+        if not prompt:
+            raise errors.UsageError("the cell is empty", hint="Write your question below %%chat.")
+        if opts.system is not None and not opts.no_history:
+            self.conversation.system = opts.system
+        self.conversation.max_history = self.max_history
+        target = resolve(
+            opts.provider or self.default_provider or None,
+            model=opts.model or self.default_model or None,
+            options={"temperature": opts.temperature},
+            base_url=opts.base_url, proxy=opts.proxy,
+            timeout=opts.timeout or self.timeout, demo=self.demo,
+        )
+        messages = self.conversation.messages_for(
+            prompt, use_history=not opts.no_history, system=opts.system)
+        return Job(opts, prompt, target, messages, self._view(opts, target.note))
+
+    def _view(self, opts: ChatOptions, header: str):
+        if not runner.in_kernel(self.shell):
+            return TerminalView(header=header)
+        schedule = _loop_scheduler()
+        return StreamView(fmt=opts.format or self.format, interval=self.update_interval,
+                          header=header, schedule=schedule)
+
+    def _awaitable(self, job: "Job"):
+        job.view.start()
+        if job.opts.background:
+            async def start():
+                runner.start_background(self._stream(job, quiet=True))
+            return start()
+        return self._stream(job)
+
+    async def _stream(self, job: "Job", quiet: bool = False):
+        describe = _describe_error if quiet else None
+        wake = contextlib.nullcontext() if quiet else runner.wake_for_signals()
+        try:
+            with wake:
+                text = await stream_into(job.target.stream(job.messages), job.view, describe)
+        except asyncio.CancelledError:
+            self._record(job, complete=False)
+            if quiet:
+                raise
+            raise Interrupted("interrupted") from None
+        except Exception:
+            self._record(job, complete=False)
+            if quiet:
+                return
+            raise
+        self._record(job, complete=True, text=text)
+
+    def _run_blocking(self, job: "Job"):
+        if job.opts.background:
+            raise errors.UsageError("--background needs a Jupyter kernel with autoawait on")
+        from .loopthread import iterate_sync
+
+        job.view.start()
+        chunks = iterate_sync(job.target.stream(job.messages), idle=job.view.tick)
+        try:
+            for text in chunks:
+                job.view.append(text)
+        except KeyboardInterrupt:
+            job.view.finish("interrupted")
+            self._record(job, complete=False)
+            raise Interrupted("interrupted") from None
+        except Exception:
+            job.view.finish("cut short: error below")
+            self._record(job, complete=False)
+            raise
+        job.view.finish()
+        self._record(job, complete=True)
+
+    def _record(self, job: "Job", *, complete: bool, text: str | None = None) -> None:
+        text = job.view.text if text is None else text
+        turn = Turn(job.prompt, text, job.target.label, complete)
+        self.conversation.record(turn, remember=not job.opts.no_history)
+        if job.opts.out:
+            self.shell.user_ns[job.opts.out] = text
+
+
+class Job:
+    """Everything one ``%%chat`` cell needs, resolved before anything is sent."""
+
+    def __init__(self, opts, prompt, target, messages, view):
+        self.opts, self.prompt, self.target = opts, prompt, target
+        self.messages, self.view = messages, view
+
+
+def _describe_error(err: BaseException) -> str:
+    return f"cut short: {err}" if isinstance(err, errors.ChatError) else "cut short"
+
+
+def _loop_scheduler():
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return loop.call_later
+
+
+def load(shell) -> None:
+    """Register the magics and the await hook; loading twice is harmless."""
+    if "ChatMagics" not in shell.magics_manager.registry:
+        shell.register_magics(ChatMagics)
+    runner.install(shell)
+
+
+def unload(shell) -> None:
+    runner.uninstall(shell)
+    for kind in ("line", "cell"):
+        shell.magics_manager.magics[kind].pop("chat", None)
+    shell.magics_manager.registry.pop("ChatMagics", None)

@@ -1,0 +1,162 @@
+"""Options of ``%%chat`` and ``%chat use``: parsing, checking, interpolation.
+
+Parsing is ``shlex.split`` (quotes work as in a shell) then the argparse
+parser of IPython's ``magic_arguments``, so ``%%chat?`` shows the help and a
+bad option is a ``UsageError``: one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, fields
+from typing import Optional
+
+from IPython.core.error import UsageError as IPythonUsageError
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from . import errors
+
+FORMATS = ("markdown", "text")
+
+
+@dataclass
+class ChatOptions:
+    """One cell's options; ``None`` means "use the session default"."""
+
+    provider: Optional[str] = None
+    model: Optional[str] = None
+    temperature: Optional[float] = None
+    system: Optional[str] = None
+    base_url: Optional[str] = None
+    proxy: Optional[str] = None
+    out: Optional[str] = None
+    no_history: bool = False
+    format: Optional[str] = None
+    background: bool = False
+    timeout: Optional[float] = None
+
+    def merged_over(self, defaults: "ChatOptions") -> "ChatOptions":
+        """These options, with unset ones taken from ``defaults``."""
+        values = {}
+        for f in fields(self):
+            mine = getattr(self, f.name)
+            values[f.name] = mine if mine not in (None, False) else getattr(defaults, f.name)
+        return ChatOptions(**values)
+
+    def __repr__(self) -> str:  # a proxy URL may carry a password
+        proxy = errors.hide_credentials(self.proxy) if self.proxy else None
+        return f"ChatOptions(provider={self.provider!r}, model={self.model!r}, proxy={proxy!r})"
+
+
+def chat_arguments(func):
+    """Decorate a magic with the shared ``%%chat`` options."""
+    decorators = [
+        magic_arguments(),
+        argument("-p", "--provider", help="Provider name, a fallback chain a,b,c, or "
+                 "package.module:Class."),
+        argument("-m", "--model", help="Model name (default: the provider's)."),
+        argument("-t", "--temperature", help="Sampling temperature, 0 to 2."),
+        argument("-s", "--system", help="System prompt for this conversation."),
+        argument("--base-url", dest="base_url", help="Server URL (default: the provider's)."),
+        argument("--proxy", help="HTTP proxy URL."),
+        argument("--timeout", help="Seconds to wait for the server (connect, each read)."),
+        argument("-o", "--out", help="Store the answer text in this variable."),
+        argument("--no-history", dest="no_history", action="store_true",
+                 help="A one-off question: no history sent, none recorded."),
+        argument("--format", help="How to show the answer: markdown (default) or text."),
+        argument("--background", action="store_true",
+                 help="Return at once; the answer keeps streaming into this output."),
+    ]
+    for decorate in reversed(decorators):
+        func = decorate(func)
+    return func
+
+
+def parse(magic_func, line: str) -> ChatOptions:
+    """Parse ``line`` for ``magic_func`` (decorated with ``chat_arguments``)."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as err:  # e.g. an unclosed quote
+        raise errors.UsageError(f"cannot read the options: {err}") from None
+    try:
+        args = magic_func.parser.parse_args(argv)
+    except IPythonUsageError as err:  # argparse's message, as our one-line error
+        raise errors.UsageError(str(err), hint="See %%chat? for the options.") from None
+    return ChatOptions(
+        provider=args.provider,
+        model=args.model,
+        temperature=_temperature(args.temperature),
+        system=args.system,
+        base_url=_url(args.base_url, "--base-url"),
+        proxy=_url(args.proxy, "--proxy"),
+        out=_identifier(args.out),
+        no_history=args.no_history,
+        format=_format(args.format),
+        background=args.background,
+        timeout=_seconds(args.timeout),
+    )
+
+
+def _temperature(value: Optional[str]) -> Optional[float]:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= 2:
+        raise errors.UsageError(f"temperature must be a number from 0 to 2, not {value!r}")
+    return number
+
+
+def _seconds(value: Optional[str]) -> Optional[float]:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if number <= 0:
+        raise errors.UsageError(f"--timeout must be a number of seconds above 0, not {value!r}")
+    return number
+
+
+def _url(value: Optional[str], option: str) -> Optional[str]:
+    if value is None:
+        return None
+    if not re.match(r"^https?://[^/\s]+", value):
+        shown = errors.hide_credentials(value)
+        raise errors.UsageError(f"{option} must be an http:// or https:// URL, not {shown!r}")
+    return value
+
+
+def _identifier(value: Optional[str]) -> Optional[str]:
+    if value is not None and not value.isidentifier():
+        raise errors.UsageError(f"--out needs a variable name, not {value!r}")
+    return value
+
+
+def _format(value: Optional[str]) -> Optional[str]:
+    if value is not None and value not in FORMATS:
+        raise errors.UsageError(f"--format must be one of {', '.join(FORMATS)}, not {value!r}")
+    return value
+
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def interpolate(text: str, namespace: dict) -> str:
+    """Replace ``{name}`` by that variable's value, once; ``{{``/``}}`` escape.
+
+    Unknown names stay as written, so prompts with code in braces survive.
+    """
+
+    def replace(match: re.Match) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        name = match.group(1)
+        return str(namespace[name]) if name in namespace else token
+
+    return _PLACEHOLDER.sub(replace, text)

@@ -1,0 +1,179 @@
+"""Showing a streaming answer: coalesced display updates, and safe Markdown.
+
+Re-rendering the whole answer on every chunk costs O(n^2) bytes on the wire
+and floods IOPub (shared/DESIGN.md). A ``StreamView`` owns one display handle
+and publishes at most one update per ``interval``: the first chunk at once,
+later ones batched, a trailing flush so the last chunk is never held back,
+and a final flush when the answer ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from typing import Callable, Optional
+
+#: Marks appended to an answer that did not finish.
+INTERRUPTED = "interrupted"
+
+_FENCE = re.compile(r"(^[ \t]{0,3}(?:```|~~~).*?(?:^[ \t]{0,3}(?:```|~~~)[^\n]*$|\Z))",
+                    re.MULTILINE | re.DOTALL)
+_CODE_SPAN = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
+_SCRIPT_LINK = re.compile(r"\]\(\s*(?:javascript|vbscript|data):", re.IGNORECASE)
+
+
+def safe_markdown(text: str) -> str:
+    """Markdown with raw HTML neutralised: model output must never run code.
+
+    JupyterLab trusts outputs made in the running session, and its Markdown
+    renderer then keeps raw HTML (``<script>``, ``onerror=``). We escape
+    ``<`` outside code (where it shows literally anyway) and defuse
+    script-scheme links.
+    """
+    pieces = []
+    for i, part in enumerate(_FENCE.split(text)):
+        pieces.append(part if i % 2 else _escape_prose(part))
+    return "".join(pieces)
+
+
+def _escape_prose(text: str) -> str:
+    out, last = [], 0
+    for match in _CODE_SPAN.finditer(text):
+        out.append(_escape_html(text[last:match.start()]))
+        out.append(match.group(0))
+        last = match.end()
+    out.append(_escape_html(text[last:]))
+    return "".join(out)
+
+
+def _escape_html(text: str) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
+    return _SCRIPT_LINK.sub("](#unsafe-link:", text)
+
+
+def bundle(text: str, fmt: str) -> dict:
+    """The MIME bundle for ``text`` shown as ``fmt`` ("markdown" or "text")."""
+    if fmt == "markdown":
+        return {"text/markdown": safe_markdown(text), "text/plain": text}
+    return {"text/plain": text}
+
+
+class StreamView:
+    """One live output for one answer, updated at most every ``interval`` s.
+
+    ``schedule(delay, callback)`` arranges the trailing flush (e.g.
+    ``loop.call_later``); without it the pending text waits for the next
+    chunk, a ``tick()`` or ``finish()``.
+    """
+
+    def __init__(self, fmt: str = "markdown", interval: float = 0.1, header: str = "",
+                 publish: Optional[Callable] = None, schedule: Optional[Callable] = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.fmt = fmt
+        self.interval = interval
+        self.header = header
+        self.text = ""
+        self.updates = 0
+        self._publish = publish or _ipython_publisher()
+        self._schedule = schedule
+        self._clock = clock
+        self._shown = None  # text last published
+        self._last = float("-inf")
+        self._timer = None
+        self._handle = None
+
+    def start(self, placeholder: str = "…") -> None:
+        self._handle = self._publish(self._render(placeholder), None)
+
+    def append(self, text: str) -> None:
+        self.text += text
+        wait = self._last + self.interval - self._clock()
+        if wait <= 0:
+            self.flush()
+        elif self._timer is None and self._schedule is not None:
+            self._timer = self._schedule(wait, self._trailing)
+
+    def tick(self) -> None:
+        """Flush if text waits and the interval has passed (for callers without a timer)."""
+        if self.text != self._shown and self._clock() - self._last >= self.interval:
+            self.flush()
+
+    def flush(self, suffix: str = "") -> None:
+        self._cancel_timer()
+        shown = self.text + suffix
+        if shown == self._shown:
+            return
+        self._shown = shown
+        self._last = self._clock()
+        self._handle = self._publish(self._render(shown), self._handle)
+        self.updates += 1
+
+    def finish(self, mark: str = "") -> None:
+        """Final flush; ``mark`` (e.g. "interrupted") is shown after the text."""
+        mark = _no_answer(mark, self.text)
+        self.flush(f"\n\n*({mark})*" if mark and self.fmt == "markdown" else
+                   f"\n({mark})" if mark else "")
+
+    def _trailing(self) -> None:
+        self._timer = None
+        if self.text != self._shown:
+            self.flush()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _render(self, text: str) -> dict:
+        full = f"{self.header}\n\n{text}" if self.header else text
+        return bundle(full, self.fmt)
+
+
+def _no_answer(mark: str, text: str) -> str:
+    """Word a mark for an answer that never started."""
+    if mark and not text and mark.startswith("cut short"):
+        return "no answer" + mark[len("cut short"):]
+    return mark
+
+
+def _ipython_publisher():
+    from IPython.display import display, update_display
+
+    def publish(data: dict, handle):
+        if handle is None:
+            return display(data, raw=True, display_id=True)
+        update_display(data, raw=True, display_id=handle.display_id)
+        return handle
+
+    return publish
+
+
+class TerminalView:
+    """Plain streaming to a text stream (terminal IPython, scripts)."""
+
+    def __init__(self, header: str = "", stream=None):
+        self.header = header
+        self.text = ""
+        self.updates = 0
+        self._stream = stream or sys.stdout
+
+    def start(self, placeholder: str = "") -> None:
+        if self.header:
+            self._write(self.header + "\n")
+
+    def append(self, text: str) -> None:
+        self.text += text
+        self._write(text)
+        self.updates += 1
+
+    def tick(self) -> None:
+        pass
+
+    def finish(self, mark: str = "") -> None:
+        if self.text or self.header:
+            self._write(f"\n({mark})\n" if mark and self.text else "\n")
+
+    def _write(self, text: str) -> None:
+        self._stream.write(text)
+        self._stream.flush()

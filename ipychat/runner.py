@@ -1,0 +1,121 @@
+"""How a chat coroutine runs: on the kernel's own loop, or on a private one.
+
+In ipykernel, cell code already runs inside the kernel's asyncio loop, so a
+synchronous magic cannot drive that loop. Instead ``%%chat`` returns a
+coroutine and an ``input_transformers_post`` hook turns the transformed line
+``get_ipython().run_cell_magic('chat', ...)`` into ``await ...``: ipykernel
+then runs the cell as a top-level-await cell on its loop, the output updates
+live, the cell stays busy until the answer is done, and Interrupt cancels
+the task (ipykernel's ``_cancel_on_sigint``), which closes the connection.
+
+Where that is not possible (terminal IPython, ``%autoawait off``), the
+coroutine runs on the private loop thread (``loopthread``) while this thread
+waits in short slices, so Ctrl-C still lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import threading
+from typing import List
+
+_MAGIC_CALL = re.compile(r"^(\s*)(get_ipython\(\)\.run_cell_magic\(['\"]chat['\"],)")
+
+
+def in_kernel(shell) -> bool:
+    """Whether ``shell`` is a Jupyter kernel's shell (display updates work there)."""
+    return getattr(shell, "kernel", None) is not None
+
+
+def can_await(shell) -> bool:
+    """Whether a ``%%chat`` cell can be awaited on the kernel's running loop now."""
+    if not (in_kernel(shell) and getattr(shell, "autoawait", False)):
+        return False
+    try:
+        from IPython.core.async_helpers import _asyncio_runner
+    except ImportError:  # pragma: no cover  (IPython < 7)
+        return False
+    if getattr(shell, "loop_runner", None) is not _asyncio_runner:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class AwaitChatCells:
+    """``input_transformers_post`` hook: ``await`` the ``%%chat`` magic call.
+
+    It only rewrites when the cell will run on a loop that can await it, so
+    the magic's return value (a coroutine there, None elsewhere) matches.
+    """
+
+    def __init__(self, shell):
+        self.shell = shell
+
+    def __call__(self, lines: List[str]) -> List[str]:
+        if not lines or not can_await(self.shell):
+            return lines
+        return [_MAGIC_CALL.sub(r"\1await \2", line, count=1) for line in lines]
+
+
+def install(shell) -> None:
+    hooks = shell.input_transformers_post
+    if not any(isinstance(hook, AwaitChatCells) for hook in hooks):
+        hooks.append(AwaitChatCells(shell))
+
+
+def uninstall(shell) -> None:
+    shell.input_transformers_post[:] = [
+        hook for hook in shell.input_transformers_post if not isinstance(hook, AwaitChatCells)
+    ]
+
+
+#: How often the loop wakes so that a pending SIGINT handler runs.
+WAKE_INTERVAL = 0.1
+
+
+@contextlib.contextmanager
+def wake_for_signals():
+    """Wake the main thread's loop every ``WAKE_INTERVAL`` s while the block runs.
+
+    Measured on ipykernel 7.4: the kernel's other threads often receive the
+    SIGINT of Kernel > Interrupt; Python then runs ipykernel's handler (which
+    cancels the cell) only when the main thread next runs bytecode. While a
+    server stalls, the loop sleeps in epoll and the interrupt never lands.
+    A periodic no-op timer bounds that delay.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    handle = None
+
+    def tick():
+        nonlocal handle
+        handle = loop.call_later(WAKE_INTERVAL, tick)
+
+    tick()
+    try:
+        yield
+    finally:
+        handle.cancel()
+
+
+def background_tasks() -> set:
+    """Strong references to running ``--background`` tasks (asyncio keeps weak ones)."""
+    return _tasks
+
+
+_tasks: set = set()
+
+
+def start_background(coro) -> asyncio.Task:
+    """Run ``coro`` as a task on this thread's running loop; keep it referenced."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return task

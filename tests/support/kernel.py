@@ -1,0 +1,119 @@
+"""A real Jupyter kernel for tests, started with this interpreter.
+
+``Kernel.run(code)`` executes a cell and returns every IOPub message it
+caused, in order, until the kernel is idle again; ``on_message`` sees each as
+it arrives (e.g. to interrupt the kernel mid-answer). All waits are bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
+
+SPEC_NAME = "ipychat-test"
+
+
+def _spec_dir() -> str:
+    root = Path(tempfile.mkdtemp(prefix="ipychat-kernels-"))
+    spec = root / SPEC_NAME
+    spec.mkdir()
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps(
+        {"argv": argv, "display_name": "ipychat test", "language": "python"}))
+    return str(root)
+
+
+@dataclass
+class Execution:
+    messages: List[dict] = field(default_factory=list)
+    reply: Optional[dict] = None
+
+    def of_type(self, *kinds: str) -> List[dict]:
+        return [m for m in self.messages if m["msg_type"] in kinds]
+
+    @property
+    def updates(self) -> List[dict]:
+        return self.of_type("update_display_data")
+
+    @property
+    def errors(self) -> List[dict]:
+        return self.of_type("error")
+
+    @property
+    def stdout(self) -> str:
+        return "".join(m["content"]["text"] for m in self.of_type("stream")
+                       if m["content"]["name"] == "stdout")
+
+    def last_text(self, mime: str = "text/plain") -> str:
+        """The text of the last display or update message."""
+        shown = self.of_type("display_data", "update_display_data")
+        return shown[-1]["content"]["data"][mime] if shown else ""
+
+
+class Kernel:
+    def __init__(self, env: Optional[dict] = None):
+        self.km = KernelManager(kernel_name=SPEC_NAME,
+                                kernel_spec_manager=KernelSpecManager(kernel_dirs=[_spec_dir()]))
+        self.km.start_kernel(env={**os.environ, **(env or {})})
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+
+    def run(self, code: str, timeout: float = 60,
+            on_message: Optional[Callable[[dict], None]] = None) -> Execution:
+        msg_id = self.kc.execute(code)
+        done = Execution()
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self._next_iopub(deadline)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "status":
+                if msg["content"]["execution_state"] == "idle":
+                    break
+                continue
+            done.messages.append(msg)
+            if on_message is not None:
+                on_message(msg)
+        done.reply = self.kc.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
+        return done
+
+    def listen(self, predicate: Callable[[dict], bool], timeout: float = 30) -> List[dict]:
+        """Collect IOPub messages (any parent) until ``predicate(msg)`` holds."""
+        seen, deadline = [], time.monotonic() + timeout
+        while True:
+            msg = self._next_iopub(deadline)
+            seen.append(msg)
+            if predicate(msg):
+                return seen
+
+    def _next_iopub(self, deadline: float) -> dict:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("kernel did not finish in time")
+        try:
+            return self.kc.get_iopub_msg(timeout=left)
+        except queue.Empty:
+            raise TimeoutError("kernel did not finish in time") from None
+
+    def value(self, expression: str):
+        """``repr`` of an expression, evaluated in the kernel."""
+        reply = self.run(f"print(repr({expression}))")
+        return reply.stdout.strip()
+
+    def interrupt(self) -> None:
+        self.km.interrupt_kernel()
+
+    def shutdown(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
