@@ -1,0 +1,120 @@
+"""%%chat in an in-process IPython shell (the terminal path: no kernel, so the
+answer streams to stdout through the private loop thread)."""
+
+import subprocess
+import sys
+
+import pytest
+from aiohttp import web
+from IPython.testing.globalipapp import start_ipython
+
+from ipychat import errors
+from ipychat.runner import AwaitChatCells
+from ipychat.targets import EMULATOR_NOTE
+
+
+@pytest.fixture(scope="module")
+def shell():
+    ip = start_ipython()
+    ip.run_line_magic("load_ext", "ipychat")
+    yield ip
+
+
+@pytest.fixture
+def magics(shell, monkeypatch):
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "IPYCHAT_PROVIDER", "IPYCHAT_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    magics = shell.magics_manager.registry["ChatMagics"]
+    magics.conversation.reset()
+    magics.defaults = type(magics.defaults)()
+    magics.demo, magics.default_provider, magics.default_model = True, "", ""
+    return magics
+
+
+def cromicle_server(make_server, text="Hi!"):
+    async def answer(request, rec):
+        return web.Response(text=text)
+
+    return make_server([("POST", "/chat", answer)])
+
+
+def test_load_twice_registers_one_hook(shell):
+    shell.run_line_magic("load_ext", "ipychat")
+    shell.run_line_magic("reload_ext", "ipychat")
+    hooks = [h for h in shell.input_transformers_post if isinstance(h, AwaitChatCells)]
+    assert len(hooks) == 1 and "chat" in shell.magics_manager.magics["cell"]
+
+
+def test_no_await_added_outside_a_kernel(shell):
+    code = shell.transform_cell("%%chat -p x\nhi\n")
+    assert code.startswith("get_ipython().run_cell_magic('chat'")
+
+
+def test_terminal_streams_to_stdout_and_records(shell, magics, make_server, capsys):
+    server = cromicle_server(make_server)
+    result = shell.run_cell(f"%%chat -p cromicle --base-url {server.url} -o said\nhi")
+    assert result.success
+    assert capsys.readouterr().out.endswith("Hi!\n")
+    assert shell.user_ns["said"] == "Hi!"
+    assert magics.conversation.turns[-1].answer == "Hi!"
+
+
+def test_config_traitlets_apply(shell, magics, make_server):
+    server = cromicle_server(make_server)
+    shell.run_line_magic("config", "ChatMagics.default_provider = 'cromicle'")
+    shell.run_line_magic("config", "ChatMagics.max_history = 0")
+    try:
+        assert shell.run_cell(f"%%chat --base-url {server.url}\none").success
+        assert shell.run_cell(f"%%chat --base-url {server.url}\ntwo").success
+        assert server.requests[1].json()["message"] == "two"  # no history sent
+    finally:
+        shell.run_line_magic("config", "ChatMagics.default_provider = ''")
+        shell.run_line_magic("config", "ChatMagics.max_history = 50")
+
+
+def test_use_sets_defaults_for_following_cells(shell, magics, make_server, capsys):
+    server = cromicle_server(make_server)
+    shell.run_line_magic("chat", f"use cromicle --base-url {server.url} -t 0.5")
+    assert "provider=cromicle" in capsys.readouterr().out
+    assert shell.run_cell("%%chat\nhello").success
+    assert server.requests[0].json()["message"] == "hello"
+    with pytest.raises(errors.ChatError):
+        shell.run_line_magic("chat", "use nosuch")
+
+
+def test_zero_config_answers_from_the_emulator_with_a_note(shell, magics, capsys):
+    assert shell.run_cell("%%chat\nhello there").success
+    out = capsys.readouterr().out
+    assert out.startswith(EMULATOR_NOTE)
+    assert "hello there" in out
+
+
+def test_demo_routes_classic_providers_and_off_does_not(shell, magics, capsys):
+    assert shell.run_cell("%%chat -p openassistant\nhi").success
+    assert "openassistant" in capsys.readouterr().out
+    shell.run_line_magic("chat", "demo off")
+    with pytest.raises(errors.ChatError, match="no provider configured"):
+        magics._prepare(type(magics.defaults)(), "hi")
+    shell.run_line_magic("chat", "demo on")
+
+
+def test_subcommands(shell, magics, capsys):
+    shell.run_line_magic("chat", "providers")
+    table = capsys.readouterr().out
+    for name in ("cromicle", "openassistant", "vitalentum", "lockchat", "openai", "ollama"):
+        assert name in table
+    shell.run_line_magic("chat", "history")
+    assert "No history yet." in capsys.readouterr().out
+    shell.run_line_magic("chat", "reset")
+    shell.run_line_magic("chat", "")
+    assert "subcommands" in capsys.readouterr().out
+    with pytest.raises(errors.UsageError):
+        shell.run_line_magic("chat", "demo maybe")
+
+
+def test_loading_does_not_import_aiohttp_or_ipywidgets():
+    code = ("import sys\nfrom IPython.testing.globalipapp import start_ipython\n"
+            "ip = start_ipython()\nip.run_line_magic('load_ext', 'ipychat')\n"
+            "print(sorted(m for m in ('aiohttp', 'ipywidgets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr

@@ -1,0 +1,71 @@
+import pytest
+
+from ipychat import errors
+from ipychat.magics import ChatMagics
+from ipychat.options import ChatOptions, interpolate, parse
+
+
+def p(line):
+    return parse(ChatMagics.chat, line)
+
+
+def test_every_option_parses():
+    opts = p("-p openassistant -m big -t 0.3 -s 'be brief' --base-url http://127.0.0.1:1/x "
+             "--proxy http://u:pw@proxy:8080 -o ans --no-history --format text --background "
+             "--timeout 2.5")
+    assert opts == ChatOptions(provider="openassistant", model="big", temperature=0.3,
+                               system="be brief", base_url="http://127.0.0.1:1/x",
+                               proxy="http://u:pw@proxy:8080", out="ans", no_history=True,
+                               format="text", background=True, timeout=2.5)
+
+
+def test_long_forms_and_defaults():
+    assert p("--provider x --model y --temperature 2 --system s --out v") == ChatOptions(
+        provider="x", model="y", temperature=2.0, system="s", out="v")
+    assert p("") == ChatOptions()
+
+
+@pytest.mark.parametrize("line, message", [
+    ("-t 2.5", "temperature must be a number from 0 to 2"),
+    ("-t -0.1", "temperature must be a number from 0 to 2"),
+    ("-t warm", "temperature must be a number from 0 to 2"),
+    ("--format html", "--format must be one of markdown, text"),
+    ("-o 1abc", "--out needs a variable name"),
+    ("--base-url ftp://host", "--base-url must be an http:// or https:// URL"),
+    ("--proxy socks://user:secret@h", "--proxy must be an http:// or https:// URL"),
+    ("--timeout 0", "--timeout must be a number of seconds above 0"),
+    ("-s 'unclosed", "cannot read the options"),
+    ("--nope", "unrecognized arguments"),
+    ("stray", "unrecognized arguments"),
+])
+def test_bad_options_are_one_line_usage_errors(line, message):
+    with pytest.raises(errors.UsageError) as caught:
+        p(line)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_proxy_password_never_shown():
+    with pytest.raises(errors.UsageError) as caught:
+        p("--proxy socks://user:secret@h")
+    assert "secret" not in str(caught.value)
+    assert "secret" not in repr(p("--proxy http://user:secret@h:1"))
+
+
+def test_merged_over_takes_unset_values_from_defaults():
+    defaults = ChatOptions(provider="lockchat", model="m", temperature=0.1, format="text")
+    merged = ChatOptions(model="other").merged_over(defaults)
+    assert merged == ChatOptions(provider="lockchat", model="other", temperature=0.1, format="text")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Explain {topic}", "Explain lists"),
+    ("{topic} and {topic}", "lists and lists"),
+    ("keep {{braces}} and }}", "keep {braces} and }"),
+    ("unknown {nope} stays", "unknown {nope} stays"),
+    ("code {x: 1} stays", "code {x: 1} stays"),
+    ("value {n}", "value 3"),
+    ("once {nested}", "once {topic}"),
+])
+def test_interpolate(text, expected):
+    assert interpolate(text, {"topic": "lists", "n": 3, "nested": "{topic}"}) == expected

@@ -1,0 +1,116 @@
+from ipychat.render import StreamView, TerminalView, bundle, safe_markdown
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class Timers:
+    """A fake ``loop.call_later``: tests fire due timers by hand."""
+
+    def __init__(self, clock):
+        self.clock, self.pending = clock, []
+
+    def __call__(self, delay, callback):
+        timer = Timer(self.clock.now + delay, callback)
+        self.pending.append(timer)
+        return timer
+
+    def advance(self, seconds):
+        self.clock.now += seconds
+        for timer in [t for t in self.pending if t.due <= self.clock.now and not t.cancelled]:
+            self.pending.remove(timer)
+            timer.callback()
+
+
+class Timer:
+    def __init__(self, due, callback):
+        self.due, self.callback, self.cancelled = due, callback, False
+
+    def cancel(self):
+        self.cancelled = True
+
+
+def make_view(**kwargs):
+    clock = Clock()
+    timers = Timers(clock)
+    published = []
+
+    def publish(data, handle):
+        published.append(data["text/plain"])
+        return "handle"
+
+    view = StreamView(publish=publish, schedule=timers, clock=clock, **kwargs)
+    return view, published, timers
+
+
+def test_first_chunk_at_once_then_coalesced_with_trailing_flush():
+    view, published, timers = make_view(fmt="text", interval=0.1)
+    view.start()
+    view.append("a")
+    assert published == ["…", "a"]
+    view.append("b")
+    view.append("c")
+    assert published == ["…", "a"]  # held back within the interval
+    timers.advance(0.1)
+    assert published == ["…", "a", "abc"]  # the trailing flush, with no new chunk
+    view.finish()
+    assert published == ["…", "a", "abc"]  # nothing new: no duplicate update
+
+
+def test_many_chunks_in_little_time_give_few_updates():
+    view, published, timers = make_view(fmt="text", interval=0.1)
+    view.start()
+    for i in range(10_000):
+        view.append(f"{i} ")
+        timers.advance(0.0001)  # 10,000 chunks over 1 s
+    view.finish()
+    assert len(published) <= 13
+    assert published[-1] == "".join(f"{i} " for i in range(10_000))
+
+
+def test_finish_marks_and_header():
+    view, published, _ = make_view(fmt="markdown", header="*note*")
+    view.start()
+    view.append("partial")
+    view.finish("interrupted")
+    assert published[-1] == "*note*\n\npartial\n\n*(interrupted)*"
+
+
+def test_error_before_any_text_says_no_answer():
+    view, published, _ = make_view(fmt="text")
+    view.start()
+    view.finish("cut short: error below")
+    assert published[-1] == "\n(no answer: error below)"
+
+
+def test_safe_markdown_escapes_html_outside_code():
+    text = ('Hi <script>alert(1)</script> <img src=x onerror=alert(2)> & '
+            '[x](javascript:alert(3)) `a<b` \n```\nif a < b: pass\n```\n')
+    safe = safe_markdown(text)
+    assert "<script>" not in safe and "<img" not in safe
+    assert "&lt;script>" in safe and "&amp;" in safe
+    assert "(javascript:" not in safe
+    assert "`a<b`" in safe and "if a < b: pass" in safe
+
+
+def test_bundle_formats():
+    assert bundle("<b>", "text") == {"text/plain": "<b>"}
+    assert bundle("<b>", "markdown") == {"text/markdown": "&lt;b>", "text/plain": "<b>"}
+
+
+def test_terminal_view_streams_each_chunk():
+    import io
+
+    out = io.StringIO()
+    view = TerminalView(header="note", stream=out)
+    view.start()
+    view.append("a")
+    assert out.getvalue() == "note\na"
+    view.append("b")
+    view.finish("interrupted")
+    assert out.getvalue() == "note\nab\n(interrupted)\n"
