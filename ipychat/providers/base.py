@@ -14,6 +14,7 @@ import contextlib
 import os
 from typing import AsyncIterator, Iterator, Optional
 
+from .. import errors
 from ..loopthread import iterate_sync
 from ..messages import Messages, check_messages
 from .http import Call, client_timeout, translated
@@ -97,7 +98,11 @@ class HTTPProvider(AsyncGeneratorProvider):
     @classmethod
     async def create_async_generator(cls, model: str, messages: Messages,
                                      proxy: Optional[str] = None, **kwargs) -> AsyncIterator[str]:
-        call = cls.make_call(model, messages, proxy=proxy, **kwargs)
+        try:
+            call = cls.make_call(model, messages, proxy=proxy, **kwargs)
+        except errors.ChatError as err:  # bad input: still say which provider refused it
+            err.provider = err.provider or cls.label()
+            raise
         progress = {"started": False}
         async with translated(call, progress):
             async with contextlib.aclosing(cls.generate(call)) as chunks:

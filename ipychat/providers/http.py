@@ -165,8 +165,8 @@ def translate(err: BaseException, call: Call, started: bool) -> BaseException:
         return errors.ConnectionFailed(f"cannot connect to {where} ({_reason(err)})", provider=who)
     if isinstance(err, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
                         aiohttp.ClientOSError, ConnectionResetError)):
-        return errors.StreamCutShort("the connection closed in the middle of the answer",
-                                     provider=who)
+        when = "in the middle of the answer" if started else "before any answer"
+        return errors.StreamCutShort(f"the connection closed {when}", provider=who)
     if isinstance(err, aiohttp.ClientError):
         return errors.ChatError(errors.redact(errors.one_line(str(err)), call.secrets),
                                 provider=who)
@@ -204,4 +204,5 @@ async def translated(call: Call, progress: dict):
         mapped = translate(err, call, progress.get("started", False))
         if mapped is err:
             raise
-        raise mapped from err
+        # A bad URL's own exception would print the password the message hides.
+        raise mapped from (None if isinstance(mapped, errors.UsageError) else err)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from .. import errors
@@ -18,9 +19,10 @@ class _ModelMissing(Exception):
     """The server said the model does not exist (it sometimes says so wrongly)."""
 
 
-def _watch(data: str) -> None:
-    if "does not exist" in data and MISSING_MODEL.search(data):
-        raise _ModelMissing(data)
+def _watch(line: str) -> None:
+    # Any line, as in the original: the server's error need not be an SSE event.
+    if "does not exist" in line and MISSING_MODEL.search(line):
+        raise _ModelMissing(line)
 
 
 def temperature_of(options: dict) -> float:
@@ -47,9 +49,11 @@ class Lockchat(HTTPProvider):
         for attempt in (1, 2):
             started = False
             try:
-                async for text in cls._attempt(call):
-                    started = True
-                    yield text
+                # aclosing: stopping early must close this attempt's connection now.
+                async with contextlib.aclosing(cls._attempt(call)) as chunks:
+                    async for text in chunks:
+                        started = True
+                        yield text
                 return
             except _ModelMissing as err:
                 if started or attempt == 2:

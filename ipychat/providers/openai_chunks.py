@@ -8,7 +8,7 @@ from typing import AsyncIterator, Optional
 import aiohttp
 
 from .. import errors
-from ..streams import SSEDecoder
+from ..streams import LineSplitter, SSEDecoder
 from .http import Call, parse_json
 
 DONE = "[DONE]"
@@ -37,12 +37,23 @@ def error_message(error) -> str:
     return str(error)
 
 
-async def sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    """The ``data`` of each SSE event in ``response``, as text."""
+async def sse_data(response: aiohttp.ClientResponse,
+                   watch: Optional[callable] = None) -> AsyncIterator[str]:
+    """The ``data`` of each SSE event in ``response``, as text.
+
+    ``watch(line)`` sees every raw line first, SSE or not: a server may put
+    an error on a line that is no event at all.
+    """
     decoder = SSEDecoder()
+    lines = LineSplitter()
     async for chunk in response.content.iter_any():
+        if watch is not None:
+            for line in lines.feed(chunk):
+                watch(line.decode("utf-8", "replace"))
         for event in decoder.feed(chunk):
             yield event.data
+    if watch is not None:
+        watch((lines.close() or b"").decode("utf-8", "replace"))
     decoder.close()
 
 
@@ -50,14 +61,12 @@ async def chunk_texts(response: aiohttp.ClientResponse, call: Call,
                       watch: Optional[callable] = None) -> AsyncIterator[str]:
     """Yield the text of every chunk until ``data: [DONE]``.
 
-    ``watch(data)`` may inspect each raw event first (Lockchat's quirk).
+    ``watch(line)`` may inspect each raw line first (Lockchat's quirk).
     A stream that closes before ``[DONE]`` raises ``StreamCutShort``.
     """
-    async for data in sse_data(response):
+    async for data in sse_data(response, watch):
         if data == DONE:
             return
-        if watch is not None:
-            watch(data)
         text = delta_text(parse_json(data, call), call)
         if text:
             yield text

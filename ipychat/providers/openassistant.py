@@ -7,6 +7,7 @@ the stream raises, and the chat is deleted however the stream ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 
@@ -54,8 +55,10 @@ class OpenAssistant(HTTPProvider):
         async with open_session(call, HEADERS) as session:
             chat_id = await cls._post_json(session, call, "/api/chat", None, "id")
             try:
-                async for text in cls._answer(session, call, chat_id):
-                    yield text
+                # aclosing: close the event stream before the chat is deleted.
+                async with contextlib.aclosing(cls._answer(session, call, chat_id)) as chunks:
+                    async for text in chunks:
+                        yield text
             finally:
                 await cls._delete_chat(session, call, chat_id)
 
@@ -74,8 +77,10 @@ class OpenAssistant(HTTPProvider):
         }
         message_id = await cls._post_json(session, call, "/api/chat/assistant_message",
                                           assistant, "id")
-        events = call.url(f"/api/chat/events?chat_id={chat_id}&message_id={message_id}")
-        async with session.post(events, **request_options(call)) as response:
+        # params=: ids are quoted, whatever characters they hold.
+        ids = {"chat_id": str(chat_id), "message_id": str(message_id)}
+        async with session.post(call.url("/api/chat/events"), params=ids,
+                                **request_options(call)) as response:
             await check_status(response, call)
             async for text in token_texts(response, call):
                 yield text
@@ -96,7 +101,7 @@ class OpenAssistant(HTTPProvider):
     async def _delete_chat(cls, session, call: Call, chat_id) -> None:
         # Best effort, bounded: runs after success, failure and cancellation alike.
         async def delete():
-            async with session.delete(call.url(f"/api/chat?chat_id={chat_id}"),
+            async with session.delete(call.url("/api/chat"), params={"chat_id": str(chat_id)},
                                       **request_options(call)):
                 pass
 
