@@ -1,0 +1,131 @@
+"""Ollama's native API under ``/ollama`` (``/api/chat`` is OpenAssistant's here):
+``POST /ollama/api/chat`` answers newline-delimited JSON, ``GET /ollama/api/tags``."""
+
+from __future__ import annotations
+
+from hashlib import sha256
+from typing import List
+
+from aiohttp import web
+
+from ..messages import last_user_text
+from .inbound import BadRequest, flag_field, json_object, message_list, rejecting
+from .reply import word_count
+from .wire import Framing, Turn, answer, dumps
+
+PREFIX = "/ollama"
+MODELS = ("emulator:latest", "llama3.2:latest", "llama3.1:8b", "qwen2.5:0.5b",
+          "mistral:latest", "gemma3:1b")
+ROLES = ("system", "user", "assistant", "tool")
+CREATED_AT = "2024-01-01T00:00:00Z"
+MODIFIED_AT = "2024-01-01T00:00:00+00:00"
+
+
+def full_name(model: str) -> str:
+    """``llama3.2`` means ``llama3.2:latest`` to Ollama."""
+    return model if ":" in model else f"{model}:latest"
+
+
+def line(value) -> bytes:
+    return dumps(value) + b"\n"
+
+
+class NDJSONFraming(Framing):
+    content_type = "application/x-ndjson"
+
+    def __init__(self, model: str, messages=()):
+        self.model = model
+        self.prompt_tokens = word_count(messages)
+
+    def message_line(self, content: str, done: bool) -> dict:
+        return {"model": self.model, "created_at": CREATED_AT,
+                "message": {"role": "assistant", "content": content}, "done": done}
+
+    def text(self, piece: str) -> bytes:
+        return line(self.message_line(piece, False))
+
+    def final(self, content: str, count: int) -> dict:
+        # Durations in nanoseconds, as Ollama reports them; fixed so answers are reproducible.
+        return {**self.message_line(content, True), "done_reason": "stop",
+                "total_duration": 1_000_000, "load_duration": 100_000,
+                "prompt_eval_count": self.prompt_tokens, "prompt_eval_duration": 200_000,
+                "eval_count": count, "eval_duration": 700_000}
+
+    def end(self, pieces) -> List[bytes]:
+        return [line(self.final("", len(pieces)))]
+
+    def error(self, message: str) -> bytes:
+        return line({"error": message})
+
+    def malformed(self) -> bytes:
+        return b'{"model": "' + self.model.encode() + b'", "message": {"content": \n'
+
+    def unknown(self) -> bytes:
+        return line({"model": self.model, "created_at": CREATED_AT,
+                     "status": "emulator_unknown", "done": False})
+
+    def whole(self, pieces) -> bytes:
+        text = "".join(pieces)
+        return dumps(self.final(text, len(text.split())))
+
+    @classmethod
+    def error_body(cls, status: int, message: str):
+        return dumps({"error": message}), "application/json"
+
+
+def model_not_found(model: str) -> web.Response:
+    body = {"error": f'model "{model}" not found, try pulling it first'}
+    return web.Response(status=404, body=dumps(body), content_type="application/json")
+
+
+@rejecting(NDJSONFraming)
+async def chat(request: web.Request) -> web.StreamResponse:
+    data = await json_object(request)
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("model is required")
+    if full_name(model) not in MODELS:
+        return model_not_found(model)
+    if data.get("options") is not None and not isinstance(data["options"], dict):
+        raise BadRequest("options must be an object")
+    stream = flag_field(data, "stream", True)
+    if not data.get("messages"):
+        return loaded(model)
+    messages = message_list(data["messages"], ROLES)
+    turn = Turn("ollama", messages, model, NDJSONFraming(model, messages), stream,
+                directive_source=last_user_text(messages))
+    return await answer(request, turn)
+
+
+def loaded(model: str) -> web.Response:
+    """No messages: Ollama only loads the model and says so."""
+    body = {"model": model, "created_at": CREATED_AT,
+            "message": {"role": "assistant", "content": ""}, "done_reason": "load", "done": True}
+    return web.Response(body=dumps(body), content_type="application/json")
+
+
+def model_entry(name: str) -> dict:
+    family = name.split(":")[0].rstrip("0123456789.") or name
+    return {
+        "name": name, "model": name, "modified_at": MODIFIED_AT, "size": 1_000_000,
+        "digest": sha256(name.encode()).hexdigest(),
+        "details": {"parent_model": "", "format": "gguf", "family": family,
+                    "families": [family], "parameter_size": "1B",
+                    "quantization_level": "Q4_K_M"},
+    }
+
+
+async def tags(request: web.Request) -> web.Response:
+    return web.Response(body=dumps({"models": [model_entry(m) for m in MODELS]}),
+                        content_type="application/json")
+
+
+async def running(request: web.Request) -> web.Response:
+    return web.Response(text="Ollama is running")
+
+
+ROUTES = [
+    ("POST", f"{PREFIX}/api/chat", chat),
+    ("GET", f"{PREFIX}/api/tags", tags),
+    ("GET", PREFIX, running),
+]

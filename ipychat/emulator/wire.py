@@ -1,0 +1,278 @@
+"""From an understood request to bytes on the wire, with its faults applied.
+
+Each protocol supplies a ``Framing`` (how text, errors and end markers look in
+its stream); everything about timing, faults and cut connections is here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import List, Optional, Tuple, Union
+
+from aiohttp import web
+
+from .faults import FaultBook, FaultError, Faults, parse_directives
+from .reply import answer_pieces
+from .requestlog import Recorded, RequestLog
+
+#: Stands for the invalid bytes while a frame is built as text.
+_INVALID_MARK = "@@emulator-invalid-utf8@@"
+INVALID_BYTES = b"\xff\xfe"
+#: How long a handler waits for its own dropped connection to cancel it.
+DROP_GRACE = 2.0
+
+
+@dataclass
+class State:
+    """What the app shares between requests (``request.app[STATE]``)."""
+
+    delay: float
+    faults: FaultBook = field(default_factory=FaultBook)
+    log: RequestLog = field(default_factory=RequestLog)
+    #: Per-protocol bookkeeping (OpenAssistant chats, ids).
+    extra: dict = field(default_factory=dict)
+
+
+STATE = web.AppKey("emulator_state", State)
+# RequestKey is new in aiohttp 3.13; older versions take a plain string.
+RECORD = (web.RequestKey("emulator_record", Recorded) if hasattr(web, "RequestKey")
+          else "emulator_record")
+
+
+def dumps(value) -> bytes:
+    # Raw UTF-8, as real services send it (and so split_utf8 has bytes to split).
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def sse(data, event: Optional[str] = None) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    payload = data if isinstance(data, bytes) else dumps(data)
+    return head + b"data: " + payload + b"\n\n"
+
+
+def fault_message(status: int) -> str:
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
+    return f"emulator fault: HTTP {status} {reason}"
+
+
+class Framing:
+    """How one protocol frames an answer. Subclasses override what differs."""
+
+    content_type = "text/event-stream"
+
+    def head(self) -> List[bytes]:
+        return []
+
+    def text(self, piece: str) -> bytes:
+        raise NotImplementedError
+
+    def tail(self, pieces: List[str]) -> List[bytes]:
+        """Closing frames that are not the end marker."""
+        return []
+
+    def end(self, pieces: List[str]) -> List[bytes]:
+        """The end marker, left out by ``no_end``."""
+        return []
+
+    def error(self, message: str) -> Optional[bytes]:
+        """The in-band error event; None: the protocol has none (drop instead)."""
+        return None
+
+    def malformed(self) -> bytes:
+        return b"data: {\"choices\": [{\"delta\": \n\n"
+
+    def unknown(self) -> Optional[bytes]:
+        return None
+
+    def quirk(self, model: Optional[str]) -> Optional[bytes]:
+        return None
+
+    def whole(self, pieces: List[str]) -> bytes:
+        """The body of a non-streamed answer."""
+        raise NotImplementedError
+
+    @classmethod
+    def error_body(cls, status: int, message: str) -> Tuple[bytes, str]:
+        return dumps({"error": message}), "application/json"
+
+    def invalid_text(self) -> bytes:
+        return self.text(_INVALID_MARK).replace(_INVALID_MARK.encode(), INVALID_BYTES)
+
+
+@dataclass
+class Turn:
+    """One understood chat request, ready to be answered."""
+
+    protocol: str
+    messages: list
+    model: Optional[str]
+    framing: Framing
+    stream: bool = True
+    directive_source: str = ""
+
+
+@dataclass(frozen=True)
+class Pause:
+    seconds: float
+
+
+class Drop:
+    """Close the connection at once, without the HTTP terminating chunk."""
+
+
+Step = Union[bytes, Pause, Drop]
+
+
+def stream_steps(framing: Framing, pieces: List[str], faults: Faults, delay: float,
+                 model: Optional[str] = None) -> List[Step]:
+    steps: List[Step] = list(framing.head())
+    quirk = framing.quirk(model) if faults.quirk else None
+    if quirk is not None:
+        return steps + [quirk] + framing.end(pieces)
+    at = min(faults.after, len(pieces))
+    for i, piece in enumerate(pieces):
+        if i == at and _mid(steps, framing, faults):
+            return steps
+        if i and delay:
+            steps.append(Pause(delay))
+        steps.append(framing.text(piece))
+    if at == len(pieces) and _mid(steps, framing, faults):
+        return steps
+    return steps + framing.tail(pieces) + ([] if faults.no_end else framing.end(pieces))
+
+
+def _mid(steps: List[Step], framing: Framing, faults: Faults) -> bool:
+    """Append the mid-stream faults; True when the stream ends there."""
+    if faults.stall_mid:
+        steps.append(Pause(faults.stall_mid))
+    if faults.unknown_event and framing.unknown() is not None:
+        steps.append(framing.unknown())
+    if faults.invalid_utf8:
+        steps.append(framing.invalid_text())
+    if faults.malformed:
+        steps.append(framing.malformed())
+    error = framing.error(fault_message(500)) if faults.error_event else None
+    if error is not None:
+        steps.append(error)
+        return True
+    if faults.drop or faults.error_event:
+        steps.append(Drop())
+        return True
+    return False
+
+
+def whole_steps(framing: Framing, pieces: List[str], faults: Faults) -> Tuple[List[Step], int]:
+    """A non-streamed body and the Content-Length it announces; mid-stream
+    faults land halfway through it."""
+    text = "".join(pieces)
+    if faults.invalid_utf8:
+        text = text[:1] + _INVALID_MARK + text[1:]
+    body = framing.whole([text]).replace(_INVALID_MARK.encode(), INVALID_BYTES)
+    half = len(body) // 2
+    steps: List[Step] = [body[:half]]
+    if faults.stall_mid:
+        steps.append(Pause(faults.stall_mid))
+    if faults.drop:
+        return steps + [Drop()], len(body)
+    if faults.malformed:  # cut JSON, announced as complete
+        return steps, half
+    return steps + [body[half:]], len(body)
+
+
+def utf8_cuts(data: bytes) -> List[bytes]:
+    """``data`` cut in the middle of every multi-byte UTF-8 character."""
+    cuts, i = [], 0
+    while i < len(data):
+        lead = data[i]
+        size = 4 if lead >= 0xF0 else 3 if lead >= 0xE0 else 2 if lead >= 0xC0 else 1
+        if size > 1:
+            cuts.append(min(i + size // 2, len(data)))
+        i += size
+    bounds = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+async def perform(request: web.Request, response: web.StreamResponse, steps: List[Step],
+                  split_utf8: bool) -> None:
+    for step in steps:
+        if isinstance(step, Pause):
+            await asyncio.sleep(step.seconds)
+        elif isinstance(step, Drop):
+            await drop(request)
+        else:
+            # Each write is its own HTTP chunk, so the cuts reach the client as made.
+            for part in (utf8_cuts(step) if split_utf8 else [step]):
+                await response.write(part)
+
+
+async def drop(request: web.Request) -> None:
+    state = request.app[STATE]
+    state.log.note(request[RECORD], dropped=True)
+    request.transport.close()
+    # The closed connection cancels this handler (handler_cancellation=True).
+    await asyncio.sleep(DROP_GRACE)
+    raise ConnectionResetError("connection dropped by the emulator")
+
+
+def error_response(framing: Framing, status: int, message: str,
+                   body: Optional[str] = None) -> web.Response:
+    if body is not None:
+        data, content_type = body.encode("utf-8"), "text/plain"
+    else:
+        data, content_type = framing.error_body(status, message)
+    headers = {"Content-Type": content_type}
+    if status in (429, 503):
+        headers["Retry-After"] = "1"
+    if 300 <= status < 400:
+        headers["Location"] = "/_emulator/health"
+    return web.Response(status=status, body=data, headers=headers)
+
+
+async def answer(request: web.Request, turn: Turn) -> web.StreamResponse:
+    """Answer ``turn`` with the faults it gets (queued ones and its own directive)."""
+    state = request.app[STATE]
+    try:
+        directive = parse_directives(turn.directive_source)
+    except FaultError as err:
+        return error_response(turn.framing, 400, f"bad emulator directive: {err}")
+    faults = state.faults.take(directive, turn.messages)
+    state.log.note(request[RECORD], faults=faults.active())
+    if faults.stall_first:
+        await asyncio.sleep(faults.stall_first)
+    # A non-streamed answer has no in-band error: it becomes an error status.
+    status = faults.status or (500 if faults.error_event and not turn.stream else None)
+    if status:
+        return error_response(turn.framing, status, fault_message(status), faults.body)
+    if faults.empty:
+        return web.Response(status=200, body=b"",
+                            headers={"Content-Type": turn.framing.content_type})
+    response, steps = planned(turn, faults, state.delay)
+    await response.prepare(request)
+    try:
+        await perform(request, response, steps, faults.split_utf8)
+        await response.write_eof()
+    except ConnectionResetError:
+        # The client left while we wrote; aiohttp copes with the closed transport.
+        state.log.note(request[RECORD], disconnected=not request[RECORD].dropped)
+    return response
+
+
+def planned(turn: Turn, faults: Faults, delay: float) -> Tuple[web.StreamResponse, List[Step]]:
+    """The response to prepare and the steps that write its body."""
+    pieces = answer_pieces(turn.protocol, turn.messages, turn.model, faults)
+    if turn.stream:
+        delay = delay if faults.delay is None else faults.delay
+        steps = stream_steps(turn.framing, pieces, faults, delay, turn.model)
+        return web.StreamResponse(headers={"Content-Type": turn.framing.content_type,
+                                           "Cache-Control": "no-cache"}), steps
+    steps, length = whole_steps(turn.framing, pieces, faults)
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    if not faults.split_utf8:  # chunked instead, so the cuts stay visible as HTTP chunks
+        response.content_length = length
+    return response, steps
