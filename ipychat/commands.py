@@ -31,11 +31,12 @@ def _show(text: str, markdown: str | None = None):
 
 def _providers(magics, rest: str):
     from .providers import list_providers
-    from .targets import CLASSIC
+    from .targets import routes_to_emulator
 
     rows = []
     for info in list_providers():
-        where = "built-in emulator (demo)" if magics.demo and info.name in CLASSIC else info.base_url
+        emulated = routes_to_emulator(info.name, magics.demo)
+        where = "built-in emulator (demo)" if emulated else info.base_url
         rows.append((info.name, info.model or "", where or "", _yes(info.working),
                      _yes(info.needs_auth)))
     head = ("name", "default model", "base URL", "working", "needs auth")

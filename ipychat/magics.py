@@ -86,7 +86,7 @@ class ChatMagics(Magics):
         target = resolve(
             opts.provider or self.default_provider or None,
             model=opts.model or self.default_model or None,
-            options={"temperature": opts.temperature},
+            options={"temperature": opts.temperature, "api_key_env": opts.api_key_env},
             base_url=opts.base_url, proxy=opts.proxy,
             timeout=opts.timeout or self.timeout, demo=self.demo,
         )

@@ -35,6 +35,7 @@ class ChatOptions:
     format: Optional[str] = None
     background: bool = False
     timeout: Optional[float] = None
+    api_key_env: Optional[str] = None
 
     def merged_over(self, defaults: "ChatOptions") -> "ChatOptions":
         """These options, with unset ones taken from ``defaults``."""
@@ -61,6 +62,8 @@ def chat_arguments(func):
         argument("--base-url", dest="base_url", help="Server URL (default: the provider's)."),
         argument("--proxy", help="HTTP proxy URL."),
         argument("--timeout", help="Seconds to wait for the server (connect, each read)."),
+        argument("--api-key-env", dest="api_key_env", metavar="VAR",
+                 help="Environment variable holding the API key to send to this server."),
         argument("-o", "--out", help="Store the answer text in this variable."),
         argument("--no-history", dest="no_history", action="store_true",
                  help="A one-off question: no history sent, none recorded."),
@@ -95,6 +98,7 @@ def parse(magic_func, line: str) -> ChatOptions:
         format=_format(args.format),
         background=args.background,
         timeout=_seconds(args.timeout),
+        api_key_env=_env_name(args.api_key_env),
     )
 
 
@@ -134,6 +138,14 @@ def _url(value: Optional[str], option: str) -> Optional[str]:
 def _identifier(value: Optional[str]) -> Optional[str]:
     if value is not None and not value.isidentifier():
         raise errors.UsageError(f"--out needs a variable name, not {value!r}")
+    return value
+
+
+def _env_name(value: Optional[str]) -> Optional[str]:
+    if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        # Never echo the value: it may be the key itself, pasted by mistake.
+        raise errors.UsageError("--api-key-env needs an environment variable name",
+                                hint="Name the variable, never the key itself.")
     return value
 
 

@@ -103,6 +103,9 @@ def test_subcommands(shell, magics, capsys):
     table = capsys.readouterr().out
     for name in ("cromicle", "openassistant", "vitalentum", "lockchat", "openai", "ollama"):
         assert name in table
+    rows = {line.split()[0]: line for line in table.splitlines()[1:]}
+    assert "emulator" in rows["openai"]  # no OPENAI_API_KEY: openai answers from the emulator
+    assert "emulator" in rows["vitalentum"] and "localhost:11434" in rows["ollama"]
     shell.run_line_magic("chat", "history")
     assert "No history yet." in capsys.readouterr().out
     shell.run_line_magic("chat", "reset")
@@ -118,3 +121,21 @@ def test_loading_does_not_import_aiohttp_or_ipywidgets():
             "print(sorted(m for m in ('aiohttp', 'ipywidgets') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
+
+
+def test_api_key_env_sends_the_named_key_to_a_custom_server(shell, magics, make_server,
+                                                             monkeypatch):
+    async def answer(request, rec):
+        body = b'data: {"choices":[{"delta":{"content":"ok"}}]}\n\ndata: [DONE]\n\n'
+        return web.Response(body=body, content_type="text/event-stream")
+
+    server = make_server([("POST", "/v1/chat/completions", answer)])
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real-openai-key-0000")
+    monkeypatch.setenv("LOCAL_KEY", "local-key-1111")
+    base = f"%%chat -p openai --base-url {server.url}/v1 --no-history"
+    assert shell.run_cell(f"{base}\nplain").success
+    assert shell.run_cell(f"{base} --api-key-env LOCAL_KEY\nnamed").success
+    first, second = server.requests
+    assert "Authorization" not in first.headers  # OPENAI_API_KEY stays with api.openai.com
+    assert second.headers["Authorization"] == "Bearer local-key-1111"
+    assert "api_key_env" not in second.json()

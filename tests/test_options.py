@@ -12,11 +12,12 @@ def p(line):
 def test_every_option_parses():
     opts = p("-p openassistant -m big -t 0.3 -s 'be brief' --base-url http://127.0.0.1:1/x "
              "--proxy http://u:pw@proxy:8080 -o ans --no-history --format text --background "
-             "--timeout 2.5")
+             "--timeout 2.5 --api-key-env GROQ_KEY")
     assert opts == ChatOptions(provider="openassistant", model="big", temperature=0.3,
                                system="be brief", base_url="http://127.0.0.1:1/x",
                                proxy="http://u:pw@proxy:8080", out="ans", no_history=True,
-                               format="text", background=True, timeout=2.5)
+                               format="text", background=True, timeout=2.5,
+                               api_key_env="GROQ_KEY")
 
 
 def test_long_forms_and_defaults():
@@ -34,6 +35,7 @@ def test_long_forms_and_defaults():
     ("--base-url ftp://host", "--base-url must be an http:// or https:// URL"),
     ("--proxy socks://user:secret@h", "--proxy must be an http:// or https:// URL"),
     ("--timeout 0", "--timeout must be a number of seconds above 0"),
+    ("--api-key-env sk-secret-1234", "--api-key-env needs an environment variable name"),
     ("-s 'unclosed", "cannot read the options"),
     ("--nope", "unrecognized arguments"),
     ("stray", "unrecognized arguments"),
@@ -43,6 +45,12 @@ def test_bad_options_are_one_line_usage_errors(line, message):
         p(line)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_pasted_key_is_never_echoed():
+    with pytest.raises(errors.UsageError) as caught:
+        p("--api-key-env sk-secret-1234")
+    assert "sk-secret" not in str(caught.value)
 
 
 def test_proxy_password_never_shown():

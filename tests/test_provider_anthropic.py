@@ -108,7 +108,9 @@ async def test_exact_request_and_answer(make_server):
 async def test_key_from_env_and_no_system(make_server, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     server = make_server(sse_route([ANSWER]))
-    await answer(server.url, messages=TURNS, model="claude-x", max_tokens=64)
+    # The env key is sent only to the provider's own service (see test_keys.py).
+    monkeypatch.setattr(Anthropic, "default_base_url", server.url)
+    await answer(None, messages=TURNS, model="claude-x", max_tokens=64)
     [rec] = server.requests
     assert rec.headers["x-api-key"] == KEY
     assert rec.json() == {"model": "claude-x", "max_tokens": 64, "messages": TURNS,

@@ -87,10 +87,12 @@ async def test_no_key_sends_no_authorization_header(make_server):
     assert rec.json()["model"] == "local-model"
 
 
-async def test_key_from_openai_api_key(make_server, monkeypatch):
+async def test_key_from_openai_api_key_goes_to_its_own_service(make_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     server = make_server(sse_route([ANSWER]))
-    await answer(server.url + "/v1")
+    # The env key is sent only to the provider's own service (see test_keys.py).
+    monkeypatch.setattr(OpenAIChat, "default_base_url", server.url + "/v1")
+    await answer(None)
     assert server.requests[0].headers["Authorization"] == f"Bearer {KEY}"
 
 

@@ -16,7 +16,6 @@ from .http import Call, check_status, open_session, parse_json, request_options
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
 KEY_ENV = "ANTHROPIC_API_KEY"
-AUTH_HINT = f"Set {KEY_ENV} or pass api_key=."
 
 
 def headers(call: Call) -> dict:
@@ -84,12 +83,12 @@ class Anthropic(HTTPProvider):
     async def generate(cls, call: Call):
         if not call.api_key:
             raise errors.AuthenticationRequired("no API key", provider=call.provider,
-                                                hint=AUTH_HINT)
+                                                hint=cls.key_hint(call.base_url))
         body = request_body(call)
         async with open_session(call, headers(call)) as session:
             async with session.post(call.url("/v1/messages"), json=body,
                                     **request_options(call)) as response:
-                await check_status(response, call, AUTH_HINT)
+                await check_status(response, call, cls.key_hint(call.base_url))
                 async for event in sse_events(response.content.iter_any()):
                     kind = event_kind(event, call)
                     if kind == "message_stop":

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 from typing import AsyncIterator, Iterator, Optional
+from urllib.parse import urlsplit
 
 from .. import errors
 from ..loopthread import iterate_sync
@@ -20,7 +21,7 @@ from ..messages import Messages, check_messages
 from .http import Call, client_timeout, translated
 
 #: Arguments that steer a call and never go into a request body.
-CONTROL_ARGS = ("stream", "proxy", "base_url", "timeout", "cookies", "api_key")
+CONTROL_ARGS = ("stream", "proxy", "base_url", "timeout", "cookies", "api_key", "api_key_env")
 
 
 class AbstractProvider:
@@ -80,6 +81,12 @@ class AsyncGeneratorProvider(AbstractProvider):
         return "".join(parts)
 
 
+def same_origin(url: str, other: str) -> bool:
+    """Same scheme, host and port."""
+    a, b = urlsplit(url), urlsplit(other)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
+
 def _whole(chunks: Iterator[str]) -> Iterator[str]:
     yield "".join(chunks)
 
@@ -113,23 +120,52 @@ class HTTPProvider(AsyncGeneratorProvider):
 
     @classmethod
     def make_call(cls, model, messages, *, proxy=None, base_url=None, timeout=None,
-                  cookies=None, api_key=None, stream=None, **options) -> Call:
+                  cookies=None, api_key=None, api_key_env=None, stream=None,
+                  **options) -> Call:
         del stream  # a control argument of create_completion, never sent
+        base_url = (base_url or cls.default_base_url).rstrip("/")
         return Call(
             provider=cls.label(),
             model=model or cls.model,
             messages=check_messages(messages),
-            base_url=(base_url or cls.default_base_url).rstrip("/"),
+            base_url=base_url,
             proxy=proxy or None,
             timeout=client_timeout(timeout),
             cookies=cookies,
-            api_key=api_key or cls.key_from_env(),
+            api_key=cls.resolve_key(api_key, api_key_env, base_url),
             options={k: v for k, v in options.items() if v is not None},
         )
 
     @classmethod
-    def key_from_env(cls) -> Optional[str]:
-        return os.environ.get(cls.api_key_env) if cls.api_key_env else None
+    def resolve_key(cls, api_key: Optional[str], api_key_env: Optional[str],
+                    base_url: str) -> Optional[str]:
+        """The key to send to ``base_url``.
+
+        A key given, or a variable the user names, goes where the user points.
+        The provider's own variable (``OPENAI_API_KEY``...) goes only to the
+        provider's own service: pointing ``--base-url`` at some other server
+        must not hand it that key unasked.
+        """
+        if api_key:
+            return api_key
+        if api_key_env:
+            if not os.environ.get(api_key_env):
+                raise errors.AuthenticationRequired(
+                    f"environment variable {api_key_env} is not set",
+                    hint=f"Set {api_key_env} or pass api_key=.")
+            return os.environ[api_key_env]
+        if cls.api_key_env and same_origin(base_url, cls.default_base_url):
+            return os.environ.get(cls.api_key_env) or None
+        return None
+
+    @classmethod
+    def key_hint(cls, base_url: str) -> str:
+        """What to do about a missing or rejected key for ``base_url``."""
+        env = cls.api_key_env
+        if env and os.environ.get(env) and not same_origin(base_url, cls.default_base_url):
+            return (f"{env} is sent only to {cls.default_base_url}; to send it to this server, "
+                    f"use --api-key-env {env} (api_key_env= in Python).")
+        return f"Set {env or 'the key'} or pass api_key=."
 
     @classmethod
     async def generate(cls, call: Call) -> AsyncIterator[str]:

@@ -7,7 +7,6 @@ with OpenAI-style chunks ending in ``data: [DONE]`` (``openai_chunks``).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -22,31 +21,13 @@ DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 
 @dataclass(repr=False)  # keeps Call's repr, which never shows the key
 class KeyedCall(Call):
-    """A call that knows which environment variable its key should come from."""
+    """A call that knows what to say when its key is missing or rejected."""
 
-    key_env: str = DEFAULT_KEY_ENV
+    hint: str = f"Set {DEFAULT_KEY_ENV} or pass api_key=."
 
     @property
     def auth_hint(self) -> str:
-        return f"Set {self.key_env} or pass api_key=."
-
-
-def resolve_key(api_key: Optional[str], key_env: Optional[str],
-                provider: Optional[str] = None) -> Optional[str]:
-    """The key to send: ``api_key``, else the named variable, else ``OPENAI_API_KEY``.
-
-    A variable the user named explicitly must exist: silently falling back to
-    another key (or to none) would hide the mistake.
-    """
-    if api_key:
-        return api_key
-    if key_env:
-        if not os.environ.get(key_env):
-            raise errors.AuthenticationRequired(
-                f"environment variable {key_env} is not set", provider=provider,
-                hint=f"Set {key_env} or pass api_key=.")
-        return os.environ[key_env]
-    return os.environ.get(DEFAULT_KEY_ENV) or None
+        return self.hint
 
 
 def auth_headers(call: Call) -> dict:
@@ -67,11 +48,10 @@ class OpenAIChat(HTTPProvider):
     api_key_env = DEFAULT_KEY_ENV
 
     @classmethod
-    def make_call(cls, model, messages, *, api_key=None, api_key_env=None,
-                  **kwargs) -> KeyedCall:
-        key = resolve_key(api_key, api_key_env, cls.label())
-        call = super().make_call(model, messages, api_key=key, **kwargs)
-        return KeyedCall(**vars(call), key_env=api_key_env or DEFAULT_KEY_ENV)
+    def make_call(cls, model, messages, *, api_key_env=None, **kwargs) -> KeyedCall:
+        call = super().make_call(model, messages, api_key_env=api_key_env, **kwargs)
+        return KeyedCall(**vars(call), hint=cls.key_hint(call.base_url) if not api_key_env
+                         else f"Set {api_key_env} or pass api_key=.")
 
     @classmethod
     async def generate(cls, call: KeyedCall):
@@ -88,12 +68,15 @@ class OpenAIChat(HTTPProvider):
                           *, api_key_env: Optional[str] = None, proxy: Optional[str] = None,
                           timeout=None) -> List[str]:
         """The sorted model ids the server offers (``GET {base}/models``)."""
-        key_env = api_key_env or DEFAULT_KEY_ENV
-        call = KeyedCall(provider=cls.label(), model=None, messages=[],
-                         base_url=(base_url or cls.default_base_url).rstrip("/"),
-                         proxy=proxy or None, timeout=client_timeout(timeout),
-                         api_key=resolve_key(api_key, api_key_env, cls.label()),
-                         key_env=key_env)
+        base = (base_url or cls.default_base_url).rstrip("/")
+        try:
+            key = cls.resolve_key(api_key, api_key_env, base)
+        except errors.ChatError as err:
+            err.provider = cls.label()
+            raise
+        call = KeyedCall(provider=cls.label(), model=None, messages=[], base_url=base,
+                         proxy=proxy or None, timeout=client_timeout(timeout), api_key=key,
+                         hint=cls.key_hint(base))
         async with translated(call, {}):
             async with open_session(call, auth_headers(call)) as session:
                 async with session.get(call.url("/models"), **request_options(call)) as response:
