@@ -95,8 +95,7 @@ def _route(leg: Leg, base_url: Optional[str], demo: bool) -> bool:
         leg.kwargs["base_url"] = base_url
         _add_oa_cookies(leg)
         return False
-    zero_config = leg.name == ZERO_CONFIG_PROVIDER and not os.environ.get("OPENAI_API_KEY")
-    if demo and (leg.name in CLASSIC or zero_config):
+    if routes_to_emulator(leg.name, demo):
         from .emulator import DEMO_COOKIES, base_url_for, shared_emulator
 
         leg.kwargs["base_url"] = base_url_for(leg.name, shared_emulator())
@@ -105,6 +104,13 @@ def _route(leg: Leg, base_url: Optional[str], demo: bool) -> bool:
         return True
     _add_oa_cookies(leg)
     return False
+
+
+def routes_to_emulator(name: str, demo: bool) -> bool:
+    """Whether provider ``name`` answers from the emulator when no base URL is given."""
+    name = name.strip().lower()
+    zero_config = name == ZERO_CONFIG_PROVIDER and not os.environ.get("OPENAI_API_KEY")
+    return demo and (name in CLASSIC or zero_config)
 
 
 def _add_oa_cookies(leg: Leg) -> None:
