@@ -24,24 +24,59 @@ class StreamDecodeError(ValueError):
         self.fragment = fragment
 
 
+class _LeadingBom:
+    """Drops one UTF-8 byte order mark at the very start of a stream.
+
+    WHATWG "UTF-8 decode" strips exactly one leading BOM; a second one is
+    content. The BOM may arrive split across the first chunks, so a prefix
+    of it is held back until it is known to be (or not be) a BOM.
+    """
+
+    def __init__(self):
+        self.done = False
+        self._head = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        head = self._head + chunk
+        if len(head) < 3 and codecs.BOM_UTF8.startswith(head):
+            self._head = head
+            return b""
+        self.done = True
+        self._head = b""
+        return head[3:] if head[:3] == codecs.BOM_UTF8 else head
+
+    def close(self) -> bytes:
+        """What was held back: the stream ended inside a would-be BOM."""
+        self.done = True
+        head, self._head = self._head, b""
+        return head
+
+
 # -- raw text -----------------------------------------------------------------
 
 
 class Utf8Decoder:
-    """Incremental UTF-8: a character split across chunks decodes once whole."""
+    """Incremental UTF-8: a character split across chunks decodes once whole.
+
+    One leading BOM is dropped, as browsers do for text.
+    """
 
     def __init__(self):
+        self._bom = _LeadingBom()
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
 
     def feed(self, chunk: bytes) -> str:
+        if not self._bom.done:
+            chunk = self._bom.feed(chunk)
         try:
             return self._decoder.decode(chunk)
         except UnicodeDecodeError as err:
             raise StreamDecodeError("invalid UTF-8", err.object[err.start : err.end + 8]) from None
 
     def close(self) -> str:
+        tail = b"" if self._bom.done else self._bom.close()
         try:
-            return self._decoder.decode(b"", final=True)
+            return self._decoder.decode(tail, final=True)
         except UnicodeDecodeError as err:
             raise StreamDecodeError("stream ends inside a UTF-8 character", err.object) from None
 
@@ -64,38 +99,50 @@ async def utf8_text(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
 class LineSplitter:
     """Split bytes into lines ended by LF, CR or CRLF, across chunk boundaries.
 
-    A CR that ends one chunk ends its line at once; an LF that starts the
-    next chunk is then the second half of that CRLF and is skipped.
+    Lines come without their line end. One leading UTF-8 BOM is dropped
+    (every user is a UTF-8 text protocol). A CR that ends one chunk ends its
+    line at once; an LF that starts the next chunk is then the second half
+    of that CRLF and is skipped.
     """
 
     def __init__(self):
-        self._tail = b""
+        self._bom = _LeadingBom()
+        self._parts: List[bytes] = []  # the unterminated line so far
         self._skip_lf = False
 
     def feed(self, chunk: bytes) -> List[bytes]:
+        if not self._bom.done:
+            chunk = self._bom.feed(chunk)
         if self._skip_lf and chunk:
             self._skip_lf = False
-            if chunk[:1] == b"\n":
+            if chunk[0] == 10:
                 chunk = chunk[1:]
-        if self._tail:
-            chunk = self._tail + chunk
-        lines = chunk.splitlines(keepends=True)
-        if not lines:
-            self._tail = b""
-            return lines
-        last = lines[-1]
-        if last[-1:] == b"\n":
-            self._tail = b""
-        elif last[-1:] == b"\r":
-            self._tail = b""
+        if b"\n" not in chunk and b"\r" not in chunk:
+            # Collect pieces of a long line instead of re-joining them on
+            # every chunk (quadratic for a big line in small chunks).
+            if chunk:
+                self._parts.append(chunk)
+            return []
+        if self._parts:
+            self._parts.append(chunk)
+            chunk = b"".join(self._parts)
+            self._parts = []
+        # bytes.splitlines breaks at LF, CR and CRLF only, as SSE requires.
+        lines = chunk.splitlines()
+        last = chunk[-1]
+        if last == 13:
             self._skip_lf = True
-        else:
-            self._tail = lines.pop()
-        return [line.rstrip(b"\r\n") for line in lines]
+        elif last != 10:
+            self._parts.append(lines.pop())
+        return lines
 
     def close(self) -> Optional[bytes]:
         """The unterminated last line, if any."""
-        tail, self._tail = self._tail, b""
+        if not self._bom.done:
+            self._parts.append(self._bom.close())
+        tail = b"".join(self._parts)
+        self._parts = []
+        self._skip_lf = False
         return tail or None
 
 
@@ -104,9 +151,17 @@ class LineSplitter:
 
 @dataclass
 class ServerSentEvent:
+    """One dispatched event.
+
+    ``id`` is the stream's last event ID at dispatch (it persists across
+    events until an ``id`` field changes it; "" when none was set) and
+    ``retry`` the reconnection time in milliseconds then in force (None
+    until a valid ``retry`` field).
+    """
+
     data: str
     event: str = "message"
-    id: Optional[str] = None
+    id: str = ""
     retry: Optional[int] = None
 
 
@@ -114,91 +169,62 @@ class SSEDecoder:
     """Server-Sent Events as the WHATWG HTML spec parses them.
 
     https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
-    A final event without its blank line is not dispatched (spec: "If the
-    file ends in the middle of an event ... the incomplete event is not
-    dispatched").
+    One deliberate difference: invalid UTF-8 raises ``StreamDecodeError``
+    where a browser would substitute U+FFFD. A final event without its
+    blank line is not dispatched (spec: "If the file ends in the middle of
+    an event ... the incomplete event is not dispatched").
     """
 
     def __init__(self):
         self._lines = LineSplitter()
-        self._first = True
-        self._bom_head = b""
         self._data: List[str] = []
         self._event = ""
-        self._last_id: Optional[str] = None
+        self._last_id = ""
         self._retry: Optional[int] = None
-        self.pending = False  # a field was seen since the last dispatch
 
     def feed(self, chunk: bytes) -> List[ServerSentEvent]:
-        if self._first and chunk:
-            chunk = self._strip_bom(chunk)
-            if chunk is None:
-                return []
         events = []
         for line in self._lines.feed(chunk):
-            event = self._line(line)
-            if event is not None:
-                events.append(event)
+            if line:
+                self._line(line)
+            elif self._data:
+                events.append(self._dispatch())
+            else:
+                # Spec: an empty data buffer dispatches nothing but still
+                # resets the event type.
+                self._event = ""
         return events
 
     def close(self) -> List[ServerSentEvent]:
-        """End of stream: a trailing line without its blank line is dropped."""
-        tail = self._lines.close()
-        if tail is not None:
-            self._line(tail)
+        """End of stream: pending data is discarded, as the spec says."""
+        self._lines.close()
+        self._data = []
+        self._event = ""
         return []
 
-    def _strip_bom(self, chunk: bytes) -> Optional[bytes]:
-        # The BOM may itself be split across the first chunks.
-        head = self._bom_head + chunk
-        bom = codecs.BOM_UTF8
-        if len(head) < len(bom) and bom.startswith(head):
-            self._bom_head = head
-            return None
-        self._first = False
-        self._bom_head = b""
-        return head[len(bom) :] if head.startswith(bom) else head
-
-    def _line(self, raw: bytes) -> Optional[ServerSentEvent]:
-        if not raw:
-            return self._dispatch()
+    def _line(self, raw: bytes) -> None:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise StreamDecodeError("invalid UTF-8 in an event line", raw) from None
-        if line[0] == ":":
-            return None
-        field, colon, value = line.partition(":")
-        if colon and value[:1] == " ":
+        field, _, value = line.partition(":")
+        if value[:1] == " ":
             value = value[1:]
-        self._field(field, value)
-        return None
-
-    def _field(self, field: str, value: str) -> None:
         if field == "data":
             self._data.append(value)
-            self.pending = True
         elif field == "event":
             self._event = value
-            self.pending = True
         elif field == "id":
             if "\0" not in value:
                 self._last_id = value
         elif field == "retry":
-            if value.isdigit() and value.isascii():
+            if value.isascii() and value.isdigit():
                 self._retry = int(value)
-        # any other field is ignored, as the spec says
+        # A comment (empty field name) or any other field is ignored.
 
-    def _dispatch(self) -> Optional[ServerSentEvent]:
-        self.pending = False
-        if not self._data:
-            self._event = ""
-            return None
+    def _dispatch(self) -> ServerSentEvent:
         event = ServerSentEvent(
-            data="\n".join(self._data),
-            event=self._event or "message",
-            id=self._last_id,
-            retry=self._retry,
+            "\n".join(self._data), self._event or "message", self._last_id, self._retry
         )
         self._data = []
         self._event = ""
@@ -218,7 +244,7 @@ async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEv
 
 
 class NDJSONDecoder:
-    """One JSON value per line; blank lines are skipped."""
+    """One JSON value per line (UTF-8); blank lines are skipped."""
 
     def __init__(self):
         self._lines = LineSplitter()
@@ -232,8 +258,14 @@ class NDJSONDecoder:
 
     @staticmethod
     def _parse(line: bytes):
+        # Decode first: json.loads(bytes) would guess UTF-16/32 from NUL
+        # bytes and accept a BOM on any line, and NDJSON is UTF-8 only.
         try:
-            return json.loads(line)
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StreamDecodeError("invalid UTF-8 in a line", line) from None
+        try:
+            return json.loads(text)
         except ValueError:
             raise StreamDecodeError("a line is not JSON", line) from None
 
