@@ -1,0 +1,230 @@
+"""The demo notebooks: committed clean, and each runs top to bottom offline.
+
+Every notebook is executed with nbclient in a temporary copy of notebooks/,
+by a kernel running this interpreter, with demo mode on and no API keys, as
+on Binder. nbclient raises on the first cell that errors; the checks below
+then compare a few outputs with the emulator's exact, deterministic text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import nbformat
+import pytest
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
+from nbclient import NotebookClient
+
+from ipychat.emulator.reply import reply_text
+from ipychat.targets import EMULATOR_NOTE
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+EXPECTED = ["01-quickstart.ipynb", "02-providers.ipynb", "03-panel.ipynb",
+            "04-write-a-provider.ipynb"]
+SPEC_NAME = "ipychat-notebooks"
+#: Variables that would send a notebook to a real service or change its defaults.
+UNSET = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENASSISTANT_SESSION_TOKEN",
+         "IPYCHAT_PROVIDER", "IPYCHAT_MODEL")
+CELL_TIMEOUT = 60
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+# -- helpers (test_binder.py uses them too) -------------------------------------
+
+def kernel_spec_dir(python: str, root: Path) -> Path:
+    """A kernelspec directory whose kernel runs ``python``."""
+    spec = root / SPEC_NAME
+    spec.mkdir(parents=True, exist_ok=True)
+    argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps(
+        {"argv": argv, "display_name": "ipychat notebooks", "language": "python"}))
+    return root
+
+
+def offline_env(base: Dict[str, str] | None = None) -> Dict[str, str]:
+    """``base`` (default: this process's environment) as Binder has it: demo, no keys."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in UNSET}
+    env["IPYCHAT_DEMO"] = "1"
+    return env
+
+
+def execute_notebook(path: Path, python: str, spec_root: Path, env: Dict[str, str]):
+    """Run the notebook at ``path`` in its own directory; return it with outputs.
+
+    Raises nbclient's ``CellExecutionError`` on the first cell that fails.
+    """
+    nb = nbformat.read(str(path), as_version=4)
+    km = KernelManager(kernel_name=SPEC_NAME,
+                       kernel_spec_manager=KernelSpecManager(
+                           kernel_dirs=[str(kernel_spec_dir(python, spec_root))]))
+    client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, kernel_name=SPEC_NAME,
+                            resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute(env=env)
+    finally:
+        if km.has_kernel:  # nbclient leaves a kernel it did not create running
+            km.shutdown_kernel(now=True)
+    return nb
+
+
+def cell(nb, cell_id: str):
+    (found,) = [c for c in nb.cells if c.get("id") == cell_id]
+    return found
+
+
+def shown(nb, cell_id: str, mime: str = "text/plain") -> List[str]:
+    """The ``mime`` data of every display and result output of a cell."""
+    return [o["data"][mime] for o in cell(nb, cell_id).outputs
+            if o.output_type in ("display_data", "execute_result") and mime in o["data"]]
+
+
+def printed(nb, cell_id: str) -> str:
+    return "".join(o.text for o in cell(nb, cell_id).outputs
+                   if o.output_type == "stream" and o.name == "stdout")
+
+
+def emulator_answer(protocol: str, question: str, model, count: int = 1) -> str:
+    """The emulator's exact text for ``question`` after ``count - 1`` earlier messages."""
+    earlier = [{"role": "user", "content": "earlier"}] * (count - 1)
+    return reply_text(protocol, [*earlier, {"role": "user", "content": question}], model)
+
+
+def demo(text: str) -> str:
+    return f"{EMULATOR_NOTE}\n\n{text}"
+
+
+# -- the committed files ------------------------------------------------------------
+
+def test_the_four_demo_notebooks_are_there():
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == EXPECTED
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_committed_notebook_is_valid_and_has_no_outputs(name):
+    nb = nbformat.read(str(NOTEBOOKS / name), as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"  # Binder's default kernel
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code
+    for c in code:
+        assert c.outputs == [], f"{name}: cell {c.id} has outputs"
+        assert c.execution_count is None, f"{name}: cell {c.id} has an execution count"
+
+
+# -- executing them -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """``executed(name)``: the notebook run once in a copy of notebooks/ (cached)."""
+    work = tmp_path_factory.mktemp("notebooks") / "notebooks"
+    shutil.copytree(NOTEBOOKS, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    specs = tmp_path_factory.mktemp("kernels")
+    done = {}
+
+    def run(name: str):
+        if name not in done:  # a failure is kept too: one run per notebook, however it ends
+            try:
+                done[name] = execute_notebook(work / name, sys.executable, specs, offline_env())
+            except Exception as err:
+                done[name] = err
+        if isinstance(done[name], Exception):
+            raise done[name]
+        return done[name]
+
+    return run
+
+
+def runs_notebooks(test):
+    """Mark a test that executes notebooks (each start a kernel)."""
+    return pytest.mark.kernel(pytest.mark.timeout(180)(test))
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+@runs_notebooks
+def test_notebook_runs_top_to_bottom_without_errors(executed, name):
+    nb = executed(name)
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert c.execution_count is not None, f"cell {c.id} did not run"
+            assert not [o for o in c.outputs if o.output_type == "error"]
+
+
+@runs_notebooks
+def test_quickstart_answers_from_the_emulator_with_history(executed):
+    nb = executed("01-quickstart.ipynb")
+    first = emulator_answer("openai", "Explain list comprehensions in two sentences.",
+                            "gpt-4o-mini")
+    assert shown(nb, "zero-config") == [demo(first)]
+    (oa,) = shown(nb, "openassistant")
+    assert oa.startswith(demo("**Emulator answer (openassistant)**"))
+    assert "- messages received: 3\n" in oa  # the first turn went along
+    (history,) = shown(nb, "history")
+    assert history.startswith(f"user: Explain list comprehensions in two sentences.\n"
+                              f"assistant (OpenAIChat): {first}\n"
+                              f"user: How do generator expressions differ from them?\n"
+                              f"assistant (OpenAssistant): **Emulator answer (openassistant)**")
+
+
+@runs_notebooks
+def test_quickstart_out_interpolation_and_stop(executed):
+    nb = executed("01-quickstart.ipynb")
+    answer = emulator_answer("openai", "Give me one example of a list comprehension.",
+                             "gpt-4o-mini", count=5)
+    assert shown(nb, "out") == [demo(answer)]
+    assert printed(nb, "use-out") == (f"{len(answer)} characters; the first line is:\n"
+                                      f"{answer.splitlines()[0]}\n")
+    question = ("Explain decorators to a beginner. "
+                "Keep {these braces} and {unknown_name} as they are.")
+    assert shown(nb, "interpolate") == [demo(emulator_answer("openai", question,
+                                                               "gpt-4o-mini"))]
+    (table,) = shown(nb, "providers")
+    assert "openassistant  OA_SFT_Llama_30B_6  built-in emulator (demo)" in table
+    (stopped,) = shown(nb, "stop")
+    assert stopped.startswith("Stopped ") and stopped.endswith(" background answer(s).")
+
+
+@runs_notebooks
+def test_providers_notebook_reaches_each_protocol(executed):
+    nb = executed("02-providers.ipynb")
+    question = "What is a Python wheel?"
+    models = {"cromicle": None, "vitalentum": None, "lockchat": "gpt-4",
+              "openassistant": "OA_SFT_Llama_30B_6"}
+    for name, model in models.items():
+        assert shown(nb, name) == [demo(emulator_answer(name, question, model))], name
+    assert shown(nb, "openai-compatible") == [
+        emulator_answer("openai", "Hello, OpenAI-compatible server!", "emulator")]
+    assert shown(nb, "ollama") == [emulator_answer("ollama", "Hello, Ollama!", "llama3.2")]
+    (anthropic,) = shown(nb, "anthropic")
+    assert anthropic.startswith("**Emulator answer (anthropic)**")
+    assert "> Hello, Anthropic!\n" in anthropic
+    assert shown(nb, "chain") == [demo(emulator_answer("openai", "Who answers this?",
+                                                        "gpt-4o-mini"))]
+    assert printed(nb, "chain-python") == emulator_answer("openai", "Who answers this?",
+                                                          "gpt-4o-mini")
+    failed = printed(nb, "chain-fails")
+    assert failed.startswith("every provider failed (Ollama: cannot connect to 127.0.0.1:")
+    assert "; OpenAIChat: cannot connect to 127.0.0.1:" in failed
+
+
+@runs_notebooks
+def test_panel_notebook_displays_the_widgets(executed):
+    nb = executed("03-panel.ipynb")
+    for cell_id in ("panel", "chat-panel", "own-conversation"):
+        (view,) = shown(nb, cell_id, WIDGET)
+        assert view["model_id"]
+
+
+@runs_notebooks
+def test_written_providers_answer(executed):
+    nb = executed("04-write-a-provider.ipynb")
+    assert shown(nb, "use-shouter") == [
+        "IS ANYBODY OUT THERE? \n\n*(model loud-1; messages so far: 1)*"]
+    assert printed(nb, "python-api").startswith("HELLO THERE \n\n")
+    assert shown(nb, "dotted-path") == ["Arr! Ye asked: Where be the treasure? "]
