@@ -16,6 +16,7 @@ import asyncio
 from typing import Optional
 
 from . import errors
+from .options import interpolate
 from .panel_view import PanelView
 from .providers import list_providers
 from .render import StreamView
@@ -40,8 +41,11 @@ class ChatPanel(PanelView):
     """
 
     def __init__(self, conversation: Optional[Conversation] = None,
-                 provider: Optional[str] = None, demo: bool = True):
+                 provider: Optional[str] = None, demo: bool = True,
+                 namespace: Optional[dict] = None):
         self.conversation = default_conversation() if conversation is None else conversation
+        #: Where ``{name}`` in a prompt is looked up (default: the notebook's variables).
+        self.namespace = _user_namespace() if namespace is None else namespace
         super().__init__(list_providers(), demo)
         #: The running answer: an asyncio.Task, or a concurrent Future on ipychat's loop thread.
         self.task = None
@@ -81,16 +85,17 @@ class ChatPanel(PanelView):
         """Start answering the prompt; returns at once."""
         if self._streaming:
             return self.show_status(STILL_BUSY, "error")
-        prompt = self.prompt.value.strip()
-        if not prompt:
+        typed = self.prompt.value.strip()
+        if not typed:
             return self.show_status(EMPTY, "error")
+        prompt = interpolate(typed, self.namespace)
         try:
             target = self._target()
         except errors.ChatError as err:
             return self.show_status(str(err), "error")
         self.show_history(self.conversation)  # %%chat cells may have added turns
         messages = self.conversation.messages_for(prompt)
-        self._launch(self._answer(prompt, target, messages))
+        self._launch(self._answer(prompt, target, messages, typed))
 
     def stop(self, _button=None) -> None:
         """Cancel the answer that streams, from whichever thread the click arrives on."""
@@ -126,7 +131,7 @@ class ChatPanel(PanelView):
 
     # -- one answer -----------------------------------------------------------
 
-    async def _answer(self, prompt: str, target, messages) -> None:
+    async def _answer(self, prompt: str, target, messages, typed: str) -> None:
         view = StreamView("markdown", interval=UPDATE_INTERVAL, publish=self._publish,
                           schedule=asyncio.get_running_loop().call_later)
         via = DEMO_NOTE if target.note else ""
@@ -145,7 +150,7 @@ class ChatPanel(PanelView):
         else:
             self._end(Turn(prompt, text, target.label), f"Done: {target.label} answered{via}.",
                       "done")
-            if self.prompt.value.strip() == prompt:  # not if the next question is being typed
+            if self.prompt.value.strip() == typed:  # not if the next question is being typed
                 self.prompt.value = ""
 
     def _publish(self, data: dict, handle):
@@ -166,3 +171,12 @@ def _mark(err: BaseException) -> str:
 
 
 __all__ = ["ChatPanel"]
+
+
+def _user_namespace() -> dict:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return {}
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else {}

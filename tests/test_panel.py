@@ -171,6 +171,15 @@ async def test_the_next_question_carries_the_history(make_server):
     assert [t.prompt for t in panel.conversation.turns] == ["first", "second"]
 
 
+async def test_names_in_braces_come_from_the_namespace(make_server):
+    server = make_server([("POST", "/chat", raw(["ok"]))])
+    panel = panel_for(server, namespace={"topic": "lists"})
+    await ask(panel, "Explain {topic}, keep {{x}} and {unknown}")
+    assert server.requests[0].json() == cromicle_body("Explain lists, keep {x} and {unknown}")
+    assert panel.conversation.turns[0].prompt == "Explain lists, keep {x} and {unknown}"
+    assert panel.prompt.value == ""
+
+
 async def test_an_empty_prompt_sends_nothing():
     panel = ChatPanel(Conversation(), provider="cromicle")
     panel.prompt.value = "  \n "

@@ -13,6 +13,7 @@ at the bottom can be imported by any browser test module.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -197,11 +198,23 @@ def kernel_idle(page) -> bool:
 
 
 def needs_browser():
-    """Skip (with the reason) where Playwright, Chromium or JupyterLab are missing."""
-    pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    pytest.importorskip("jupyterlab", reason="pip install jupyterlab")
+    """Skip (with the reason) where Playwright, Chromium or JupyterLab are missing.
+
+    In CI (CI=true) a missing piece is a failure: .ci/run installs them all,
+    and a silently skipped browser test proves nothing.
+    """
+    missing = []
+    for module, hint in (("playwright.sync_api", "pip install playwright"),
+                         ("jupyterlab", "pip install jupyterlab")):
+        if importlib.util.find_spec(module.split(".")[0]) is None:
+            missing.append(hint)
     if chromium_path() is None:
-        pytest.skip("no chromium on PATH (apt-get install chromium)")
+        missing.append("apt-get install chromium")
+    if missing:
+        reason = "browser test needs: " + "; ".join(missing)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 @pytest.fixture
