@@ -31,7 +31,8 @@ class Leg:
 
     name: str
     provider: type
-    kwargs: Dict[str, object] = field(default_factory=dict)
+    # Out of the repr: it holds cookies, keys and proxy URLs with passwords.
+    kwargs: Dict[str, object] = field(default_factory=dict, repr=False)
 
     @property
     def label(self) -> str:

@@ -70,6 +70,6 @@ async def test_a_stream_ending_inside_a_character_is_malformed(make_server):
     assert str(caught.value).startswith("Cromicle: malformed stream")
 
 
-async def test_an_empty_body_is_an_empty_answer(make_server):
-    chunks, _ = await ask(make_server, pieces=[])
-    assert chunks == []
+async def test_an_empty_body_is_an_error_not_an_empty_answer(make_server):
+    with pytest.raises(errors.StreamCutShort, match="no answer text"):
+        await ask(make_server, pieces=[])

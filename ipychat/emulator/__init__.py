@@ -18,7 +18,8 @@ import threading
 from typing import Callable, List, Optional
 
 DEFAULT_DELAY = 0.02
-DEMO_COOKIES = {"__Secure-next-auth.session-token": "emulator"}
+# Not a plain word: error messages redact cookie values, and "emulator" is in many of them.
+DEMO_COOKIES = {"__Secure-next-auth.session-token": "emulator-demo-session"}
 #: Seconds an in-flight answer may take to finish when a server stops.
 SHUTDOWN_GRACE = 0.5
 _BASE_PATHS = {

@@ -253,12 +253,13 @@ async def answer(request: web.Request, turn: Turn) -> web.StreamResponse:
         return web.Response(status=200, body=b"",
                             headers={"Content-Type": turn.framing.content_type})
     response, steps = planned(turn, faults, state.delay)
-    await response.prepare(request)
     try:
+        await response.prepare(request)
         await perform(request, response, steps, faults.split_utf8)
         await response.write_eof()
     except ConnectionResetError:
-        # The client left while we wrote; aiohttp copes with the closed transport.
+        # The client left (even before the headers went out); aiohttp copes
+        # with the closed transport, and nothing is logged as a server error.
         state.log.note(request[RECORD], disconnected=not request[RECORD].dropped)
     return response
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hashlib import sha256
 
+from .. import errors
 from ..messages import format_prompt
 from ..streams import utf8_text
 from .base import HTTPProvider
@@ -32,6 +33,11 @@ class Cromicle(HTTPProvider):
             async with session.post(call.url("/chat"), json=payload,
                                     **request_options(call)) as response:
                 await check_status(response, call)
+                answered = False
                 # Incremental decoding: the original broke on a character split across chunks.
                 async for text in utf8_text(response.content.iter_any()):
+                    answered = True
                     yield text
+        if not answered:
+            # Raw text has no end marker: an empty body is a failure, not an empty answer.
+            raise errors.StreamCutShort("the server sent no answer text", provider=call.provider)

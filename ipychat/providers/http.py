@@ -37,7 +37,9 @@ def client_timeout(timeout) -> aiohttp.ClientTimeout:
     if seconds <= 0:
         raise errors.UsageError("timeout must be more than 0 seconds")
     # No total: a long answer may stream for minutes; what matters is silence.
-    return aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+    # connect also bounds the name lookup, which sock_connect does not cover.
+    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds,
+                                 sock_read=seconds)
 
 
 @dataclass

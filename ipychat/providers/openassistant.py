@@ -113,18 +113,27 @@ class OpenAssistant(HTTPProvider):
 
 async def token_texts(response: aiohttp.ClientResponse, call: Call):
     """Text of each ``token`` event; an ``error`` event raises. The stream
-    ends when the server closes it (no [DONE] in this protocol)."""
+    ends when the server closes it (no [DONE] in this protocol), so a stream
+    without any text is a failure, not an empty answer."""
+    answered = False
+    async with contextlib.aclosing(event_lines(response)) as lines:
+        async for line in lines:
+            text = event_text(line, call)
+            if text:
+                answered = True
+                yield text
+    if not answered:
+        raise errors.StreamCutShort("the server sent no answer text", provider=call.provider)
+
+
+async def event_lines(response: aiohttp.ClientResponse):
     lines = LineSplitter()
     async for chunk in response.content.iter_any():
         for line in lines.feed(chunk):
-            text = event_text(line, call)
-            if text:
-                yield text
+            yield line
     tail = lines.close()
     if tail:
-        text = event_text(tail, call)
-        if text:
-            yield text
+        yield tail
 
 
 def event_text(line: bytes, call: Call) -> str:
