@@ -24,6 +24,26 @@ class StreamDecodeError(ValueError):
         self.fragment = fragment
 
 
+class _Deferred:
+    """Hands out what was decoded before a bad byte, then fails.
+
+    A network chunk may hold good text and then a bad byte; raising at once
+    would lose the good part (the user's "text so far"). So ``feed`` keeps
+    the error and returns what came before it; ``check()``, the next
+    ``feed`` or ``close`` raises. Consumers call ``check()`` right after
+    handing out a feed's results, so a stalled server cannot delay the error.
+    """
+
+    _failure: Optional[StreamDecodeError] = None
+
+    def check(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _defer(self, err: StreamDecodeError) -> None:
+        self._failure = err
+
+
 class _LeadingBom:
     """Drops one UTF-8 byte order mark at the very start of a stream.
 
@@ -55,7 +75,7 @@ class _LeadingBom:
 # -- raw text -----------------------------------------------------------------
 
 
-class Utf8Decoder:
+class Utf8Decoder(_Deferred):
     """Incremental UTF-8: a character split across chunks decodes once whole.
 
     One leading BOM is dropped, as browsers do for text.
@@ -66,14 +86,18 @@ class Utf8Decoder:
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
 
     def feed(self, chunk: bytes) -> str:
+        self.check()
         if not self._bom.done:
             chunk = self._bom.feed(chunk)
         try:
             return self._decoder.decode(chunk)
         except UnicodeDecodeError as err:
-            raise StreamDecodeError("invalid UTF-8", err.object[err.start : err.end + 8]) from None
+            # err.object is the decoder's held bytes plus this chunk.
+            self._defer(StreamDecodeError("invalid UTF-8", err.object[err.start : err.end + 8]))
+            return err.object[: err.start].decode("utf-8")
 
     def close(self) -> str:
+        self.check()
         tail = b"" if self._bom.done else self._bom.close()
         try:
             return self._decoder.decode(tail, final=True)
@@ -88,6 +112,7 @@ async def utf8_text(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
         text = decoder.feed(chunk)
         if text:
             yield text
+        decoder.check()
     tail = decoder.close()
     if tail:
         yield tail
@@ -165,7 +190,7 @@ class ServerSentEvent:
     retry: Optional[int] = None
 
 
-class SSEDecoder:
+class SSEDecoder(_Deferred):
     """Server-Sent Events as the WHATWG HTML spec parses them.
 
     https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
@@ -183,20 +208,25 @@ class SSEDecoder:
         self._retry: Optional[int] = None
 
     def feed(self, chunk: bytes) -> List[ServerSentEvent]:
+        self.check()
         events = []
-        for line in self._lines.feed(chunk):
-            if line:
-                self._line(line)
-            elif self._data:
-                events.append(self._dispatch())
-            else:
-                # Spec: an empty data buffer dispatches nothing but still
-                # resets the event type.
-                self._event = ""
+        try:
+            for line in self._lines.feed(chunk):
+                if line:
+                    self._line(line)
+                elif self._data:
+                    events.append(self._dispatch())
+                else:
+                    # Spec: an empty data buffer dispatches nothing but still
+                    # resets the event type.
+                    self._event = ""
+        except StreamDecodeError as err:
+            self._defer(err)
         return events
 
     def close(self) -> List[ServerSentEvent]:
         """End of stream: pending data is discarded, as the spec says."""
+        self.check()
         self._lines.close()
         self._data = []
         self._event = ""
@@ -237,22 +267,32 @@ async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEv
     async for chunk in chunks:
         for event in decoder.feed(chunk):
             yield event
+        decoder.check()
     decoder.close()
 
 
 # -- newline-delimited JSON ---------------------------------------------------
 
 
-class NDJSONDecoder:
+class NDJSONDecoder(_Deferred):
     """One JSON value per line (UTF-8); blank lines are skipped."""
 
     def __init__(self):
         self._lines = LineSplitter()
 
     def feed(self, chunk: bytes) -> list:
-        return [self._parse(line) for line in self._lines.feed(chunk) if line.strip()]
+        self.check()
+        values = []
+        try:
+            for line in self._lines.feed(chunk):
+                if line.strip():
+                    values.append(self._parse(line))
+        except StreamDecodeError as err:
+            self._defer(err)
+        return values
 
     def close(self) -> list:
+        self.check()
         tail = self._lines.close()
         return [self._parse(tail)] if tail and tail.strip() else []
 
@@ -276,5 +316,6 @@ async def ndjson(chunks: AsyncIterable[bytes]) -> AsyncIterator[object]:
     async for chunk in chunks:
         for value in decoder.feed(chunk):
             yield value
+        decoder.check()
     for value in decoder.close():
         yield value

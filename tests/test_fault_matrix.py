@@ -29,10 +29,10 @@ from ipychat.emulator import EmulatorServer
 from ipychat.emulator.__main__ import parse_args
 from ipychat.providers import ProviderChain, get_provider
 from ipychat.targets import resolve
-from tests.support.matrix import (DECODER_GAP, FAULTS, MODELS, PROVIDERS, SERVER_WORDS,
+from tests.support.matrix import (FAULTS, MODELS, PROVIDERS, SERVER_WORDS,
                                   STALL_TIMEOUT, UNRESOLVABLE, ClosedPort, base_url,
                                   call_kwargs, client_sockets,
-                                  decoders_keep_text_before_a_bad_byte, label, markdown_table,
+                                  label, markdown_table,
                                   outcome_name, unclosed_warnings, until, user, write_section)
 
 pytestmark = pytest.mark.timeout(60)
@@ -57,19 +57,17 @@ def closed():
 def results_table():
     yield
     if len(OUTCOMES) == len(FAULTS) * len(PROVIDERS):  # a filtered run writes nothing
-        write_section("fault-matrix", matrix_section(asyncio.run(
-            decoders_keep_text_before_a_bad_byte())))
+        write_section("fault-matrix", matrix_section())
     if len(SECURITY) == 5:
         rows = [[check, SECURITY[check]] for check in sorted(SECURITY)]
         write_section("security", "## Security checks\n\n"
                       + markdown_table(["check", "result"], rows))
 
 
-def matrix_section(decoders_whole: bool) -> str:
+def matrix_section() -> str:
     rows = [[row.title, *(OUTCOMES[row.id, name] for name in PROVIDERS)] for row in FAULTS]
-    notes = NOTES + ("" if decoders_whole else GAP_NOTE)
     return ("## Fault matrix (Python API)\n\n" + INTRO
-            + markdown_table(["fault", *PROVIDERS], rows) + "\n\n" + notes)
+            + markdown_table(["fault", *PROVIDERS], rows) + "\n\n" + NOTES)
 
 
 INTRO = ("`tests/test_fault_matrix.py`, against the built-in emulator. Cells: the `ChatError` "
@@ -82,12 +80,6 @@ NOTES = ("- Cromicle streams raw text: it has no in-band error (the emulator dro
          "connection instead) and, like OpenAssistant, no end marker, so a stream that just "
          "stops is a complete answer there.\n"
          "- An empty body is an error for every provider, never a silent empty answer.\n")
-GAP_NOTE = ("- Known gap (`ipychat/streams.py`): when a bad byte arrives in the same network "
-            "chunk as good text, the decoders raise before handing out that text, so for "
-            "invalid UTF-8 (all but OpenAssistant) and a malformed Cromicle or Ollama frame "
-            "the text kept can fall short of the text sent; those cells are `xfail` until "
-            "the decoders keep it.\n")
-
 
 async def run(name: str, prompt: str, **kwargs):
     """(texts received, error raised or None) for one call."""
@@ -134,11 +126,7 @@ async def test_fault(emulator, closed, recwarn, row, name):
     if row.id.startswith("http-"):
         assert f"HTTP {row.id.split('-')[1]}: {SERVER_WORDS}" in str(err)
     await assert_nothing_left(emulator, urlsplit(url).port or 80, baseline, recwarn)
-    kept = "".join(texts)
-    if kept != row.kept_text(name) and (row.id, name) in DECODER_GAP \
-            and not await decoders_keep_text_before_a_bad_byte():
-        pytest.xfail("streams.py drops text decoded before a bad byte in the same chunk")
-    assert kept == row.kept_text(name)
+    assert "".join(texts) == row.kept_text(name)
 
 
 async def test_a_hanging_resolver_is_bounded_by_the_timeout(monkeypatch):

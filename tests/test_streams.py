@@ -105,8 +105,9 @@ def test_utf8_decoder_stream_ends_inside_a_character(data):
 def test_utf8_decoder_error_names_the_bad_bytes():
     decoder = Utf8Decoder()
     assert decoder.feed(b"ok ") == "ok "
+    assert decoder.feed(b"\xe2\x82(rest") == ""  # the error waits for the next call
     with pytest.raises(StreamDecodeError) as caught:
-        decoder.feed(b"\xe2\x82(rest")
+        decoder.check()
     assert caught.value.fragment.startswith(b"\xe2\x82")
     assert isinstance(caught.value, ValueError)
 
@@ -224,8 +225,9 @@ def test_sse_decoder_events_come_out_as_soon_as_dispatched():
 
 def test_sse_decoder_error_fragment_is_the_line():
     decoder = SSEDecoder()
+    assert [e.data for e in decoder.feed(b"data: ok\n\ndata: b\xffd\nmore")] == ["ok"]
     with pytest.raises(StreamDecodeError) as caught:
-        decoder.feed(b"data: ok\n\ndata: b\xffd\nmore")
+        decoder.feed(b"")
     assert caught.value.fragment == b"data: b\xffd"
 
 
@@ -283,8 +285,9 @@ def test_ndjson_invalid_line(data, what):
 def test_ndjson_error_fragment_is_the_line():
     decoder = NDJSONDecoder()
     assert decoder.feed(b"1\n") == [1]
+    assert decoder.feed(b"{oops}\r\n") == []
     with pytest.raises(StreamDecodeError) as caught:
-        decoder.feed(b"{oops}\r\n")
+        decoder.close()
     assert caught.value.fragment == b"{oops}"
 
 
@@ -330,3 +333,52 @@ async def test_async_wrappers_raise_decode_errors():
 async def test_utf8_text_yields_each_piece_as_it_arrives():
     stream = utf8_text(agen([b"ab", b"\xe2\x82", b"\xac", b"c"]))
     assert [text async for text in stream] == ["ab", "\u20ac", "c"]
+
+
+# -- what was decoded before a bad byte is handed out first ----------------------------
+
+
+def test_utf8_text_before_a_bad_byte_in_the_same_chunk_comes_first():
+    decoder = Utf8Decoder()
+    assert decoder.feed(b"caf\xc3") == "caf"
+    assert decoder.feed(b"\xa9 ok \xff more") == "é ok "
+    with pytest.raises(StreamDecodeError, match="invalid UTF-8"):
+        decoder.feed(b"next")
+    with pytest.raises(StreamDecodeError):
+        decoder.close()
+
+
+def test_sse_events_before_a_bad_line_in_the_same_chunk_come_first():
+    decoder = SSEDecoder()
+    events = decoder.feed(b"data: one\n\ndata: two\n\ndata: \xff\n\ndata: three\n\n")
+    assert [e.data for e in events] == ["one", "two"]
+    with pytest.raises(StreamDecodeError, match="invalid UTF-8"):
+        decoder.close()
+
+
+def test_ndjson_values_before_a_bad_line_in_the_same_chunk_come_first():
+    decoder = NDJSONDecoder()
+    assert decoder.feed(b'{"a": 1}\n[2]\nnot json\n{"b": 3}\n') == [{"a": 1}, [2]]
+    with pytest.raises(StreamDecodeError, match="not JSON"):
+        decoder.feed(b"")
+
+
+async def test_async_wrappers_yield_the_good_part_then_raise():
+    async def one(chunk):
+        yield chunk
+
+    seen = []
+    with pytest.raises(StreamDecodeError):
+        async for text in utf8_text(one(b"good \xff")):
+            seen.append(text)
+    assert seen == ["good "]
+    seen = []
+    with pytest.raises(StreamDecodeError):
+        async for value in ndjson(one(b"1\n2\n{\n")):
+            seen.append(value)
+    assert seen == [1, 2]
+    seen = []
+    with pytest.raises(StreamDecodeError):
+        async for event in sse_events(one(b"data: a\n\ndata: \xfe\n\n")):
+            seen.append(event.data)
+    assert seen == ["a"]

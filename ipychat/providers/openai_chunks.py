@@ -52,6 +52,7 @@ async def sse_data(response: aiohttp.ClientResponse,
                 watch(line.decode("utf-8", "replace"))
         for event in decoder.feed(chunk):
             yield event.data
+        decoder.check()
     if watch is not None:
         watch((lines.close() or b"").decode("utf-8", "replace"))
     decoder.close()

@@ -24,7 +24,6 @@ from ipychat.emulator import DEMO_COOKIES, base_url_for
 from ipychat.emulator.faults import Faults, parse_directives
 from ipychat.emulator.reply import answer_pieces
 from ipychat.providers import get_provider
-from ipychat.streams import StreamDecodeError, ndjson, sse_events, utf8_text
 from ipychat.targets import OA_COOKIE
 
 PROVIDERS = ("cromicle", "openassistant", "vitalentum", "lockchat", "openai", "ollama",
@@ -230,40 +229,6 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 def unclosed_warnings(recorded) -> List[str]:
     return [str(w.message) for w in recorded
             if issubclass(w.category, ResourceWarning) or "Unclosed" in str(w.message)]
-
-
-# -- a known decoder gap ---------------------------------------------------------
-
-
-async def _yielded_before_error(wrapper, chunk: bytes) -> list:
-    async def one():
-        yield chunk
-
-    seen = []
-    try:
-        async for item in wrapper(one()):
-            seen.append(item)
-    except StreamDecodeError:
-        pass
-    return seen
-
-
-async def decoders_keep_text_before_a_bad_byte() -> bool:
-    """Whether what decodes before a bad byte *in the same chunk* still comes out.
-
-    When not, the text so far depends on how TCP cut the stream (measured:
-    lost in 5 to 19 runs of 20 for the invalid_utf8 row).
-    """
-    raw = await _yielded_before_error(utf8_text, b"ok \xff")
-    sse = await _yielded_before_error(sse_events, b"data: ok\n\ndata: \xff\n\n")
-    nd = await _yielded_before_error(ndjson, b'"ok"\n{\n')
-    return raw == ["ok "] and len(sse) == 1 and nd == ["ok"]
-
-
-#: (row, provider) cells whose kept text hangs on that gap: the bad bytes reach
-#: the decoder that raises (raw UTF-8, SSE lines, NDJSON lines).
-DECODER_GAP = ({("invalid-utf8", n) for n in PROVIDERS if n != "openassistant"}
-               | {("malformed", "cromicle"), ("malformed", "ollama")})
 
 
 # -- docs/reliability.md ---------------------------------------------------------
