@@ -43,7 +43,9 @@ async def test_classic_provider_gets_exact_reply(emu, provider, protocol, model,
     # A directive in an earlier message must not apply: the answer is the normal one.
     assert text == reply_text(protocol, messages, model)
     assert {r.protocol for r in emu.requests} == {protocol}
-    assert all(r.finished and not r.disconnected and r.status < 300 for r in emu.requests)
+    # The client may hold the whole answer a moment before the handler returns.
+    assert emu.wait_for(lambda: all(r.finished for r in emu.requests))
+    assert all(not r.disconnected and r.status < 300 for r in emu.requests)
 
 
 def test_reply_text_shows_what_was_received():

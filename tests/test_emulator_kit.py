@@ -69,11 +69,19 @@ async def fetch(method: str, url: str, **kwargs) -> Raw:
                                      cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         async with session.request(method, url, **kwargs) as response:
             raw = Raw(response.status, dict(response.headers))
+            pending = b""
             try:
-                async for data, _ in response.content.iter_chunks():
-                    raw.chunks.append(data)
+                # A busy machine may hand one HTTP chunk over in pieces: join
+                # them until its end, so that chunks are the server's writes.
+                async for data, chunk_ends in response.content.iter_chunks():
+                    pending += data
+                    if chunk_ends:
+                        raw.chunks.append(pending)
+                        pending = b""
             except aiohttp.ClientPayloadError as err:
                 raw.error = err
+            if pending:
+                raw.chunks.append(pending)
             return raw
 
 

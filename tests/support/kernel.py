@@ -64,7 +64,9 @@ class Kernel:
     def __init__(self, env: Optional[dict] = None):
         self.km = KernelManager(kernel_name=SPEC_NAME,
                                 kernel_spec_manager=KernelSpecManager(kernel_dirs=[_spec_dir()]))
-        self.km.start_kernel(env={**os.environ, **(env or {})})
+        # A private IPYTHONDIR: test cells must not land in the user's history.
+        ipython_dir = tempfile.mkdtemp(prefix="ipychat-ipython-")
+        self.km.start_kernel(env={**os.environ, "IPYTHONDIR": ipython_dir, **(env or {})})
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
