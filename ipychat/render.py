@@ -16,6 +16,8 @@ from typing import Callable, Optional
 
 #: Marks appended to an answer that did not finish.
 INTERRUPTED = "interrupted"
+#: Publishing may take at most 1/SLOW_SHARE of the time between updates.
+SLOW_SHARE = 4
 
 # Any line that may open or close a fence in some container (list item, quote).
 _FENCE_ISH = re.compile(r"[ \t]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+|>[ \t]?)*(?:`{3,}|~{3,})")
@@ -119,7 +121,9 @@ class StreamView:
         self.fmt = fmt
         self.interval = interval
         self.header = header
-        self.text = ""
+        self._parts = []  # appended, not yet joined: ``text +=`` per chunk is O(n^2)
+        self._text = ""
+        self._gap = interval  # grows when publishing is slow (see flush)
         self.updates = 0
         self._publish = publish or _ipython_publisher()
         self._schedule = schedule
@@ -132,9 +136,16 @@ class StreamView:
     def start(self, placeholder: str = "…") -> None:
         self._handle = self._publish(self._render(placeholder), None)
 
+    @property
+    def text(self) -> str:
+        if self._parts:
+            self._text += "".join(self._parts)
+            self._parts = []
+        return self._text
+
     def append(self, text: str) -> None:
-        self.text += text
-        wait = self._last + self.interval - self._clock()
+        self._parts.append(text)
+        wait = self._last + self._gap - self._clock()
         if wait <= 0:
             self.flush()
         elif self._timer is None and self._schedule is not None:
@@ -142,7 +153,7 @@ class StreamView:
 
     def tick(self) -> None:
         """Flush if text waits and the interval has passed (for callers without a timer)."""
-        if self.text != self._shown and self._clock() - self._last >= self.interval:
+        if self.text != self._shown and self._clock() - self._last >= self._gap:
             self.flush()
 
     def flush(self, suffix: str = "") -> None:
@@ -151,9 +162,14 @@ class StreamView:
         if shown == self._shown:
             return
         self._shown = shown
-        self._last = self._clock()
+        started = self._clock()
         self._handle = self._publish(self._render(shown), self._handle)
         self.updates += 1
+        # A long answer costs more to render and send each time. Once that cost
+        # passed the interval, every chunk would flush again (a 5 MB answer
+        # then never ends): keep publishing under 1/SLOW_SHARE of the time.
+        self._last = self._clock()
+        self._gap = max(self.interval, SLOW_SHARE * (self._last - started))
 
     def finish(self, mark: str = "") -> None:
         """Final flush; ``mark`` (e.g. "interrupted") is shown after the text."""

@@ -114,3 +114,26 @@ def test_terminal_view_streams_each_chunk():
     view.append("b")
     view.finish("interrupted")
     assert out.getvalue() == "note\nab\n(interrupted)\n"
+
+
+def test_a_slow_publish_spaces_the_next_updates_out():
+    # Once one update costs more than the interval (a huge answer), flushing on
+    # every chunk would never catch up: updates must spread out instead.
+    clock = Clock()
+    timers = Timers(clock)
+    published = []
+
+    def slow_publish(data, handle):
+        published.append(data["text/plain"])
+        clock.now += 0.3  # rendering and sending this update took 0.3 s
+        return "handle"
+
+    view = StreamView(fmt="text", interval=0.1, publish=slow_publish, schedule=timers,
+                      clock=clock)
+    view.start()
+    for i in range(1_000):
+        view.append("x")
+        timers.advance(0.001)
+    view.finish()
+    assert published[-1] == "x" * 1_000
+    assert len(published) <= 8  # not ~1,000: at most one update per 4 x 0.3 s
