@@ -174,7 +174,7 @@ class LineSplitter:
 # -- Server-Sent Events -------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class ServerSentEvent:
     """One dispatched event.
 
@@ -212,7 +212,14 @@ class SSEDecoder(_Deferred):
         events = []
         try:
             for line in self._lines.feed(chunk):
-                if line:
+                if line[:6] == b"data: ":
+                    # By far the most common line: skip the general field parsing.
+                    try:
+                        self._data.append(line[6:].decode("utf-8"))
+                    except UnicodeDecodeError:
+                        raise StreamDecodeError("invalid UTF-8 in an event line",
+                                                line) from None
+                elif line:
                     self._line(line)
                 elif self._data:
                     events.append(self._dispatch())
@@ -253,9 +260,8 @@ class SSEDecoder(_Deferred):
         # A comment (empty field name) or any other field is ignored.
 
     def _dispatch(self) -> ServerSentEvent:
-        event = ServerSentEvent(
-            "\n".join(self._data), self._event or "message", self._last_id, self._retry
-        )
+        data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
+        event = ServerSentEvent(data, self._event or "message", self._last_id, self._retry)
         self._data = []
         self._event = ""
         return event

@@ -3,7 +3,7 @@ Vitalentum and the OpenAI-compatible provider."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Optional
+from typing import AsyncIterator, List, Optional
 
 import aiohttp
 
@@ -38,8 +38,12 @@ def error_message(error) -> str:
 
 
 async def sse_data(response: aiohttp.ClientResponse,
-                   watch: Optional[callable] = None) -> AsyncIterator[str]:
-    """The ``data`` of each SSE event in ``response``, as text.
+                   watch: Optional[callable] = None) -> AsyncIterator[List[str]]:
+    """The ``data`` of the SSE events in ``response``: one list per network read.
+
+    Per read, not per event: each ``yield`` crosses every async-generator
+    layer above (provider, base class, adapter), and a fast stream brings
+    hundreds of events per read.
 
     ``watch(line)`` sees every raw line first, SSE or not: a server may put
     an error on a line that is no event at all.
@@ -50,8 +54,9 @@ async def sse_data(response: aiohttp.ClientResponse,
         if watch is not None:
             for line in lines.feed(chunk):
                 watch(line.decode("utf-8", "replace"))
-        for event in decoder.feed(chunk):
-            yield event.data
+        events = decoder.feed(chunk)
+        if events:
+            yield [event.data for event in events]
         decoder.check()
     if watch is not None:
         watch((lines.close() or b"").decode("utf-8", "replace"))
@@ -60,15 +65,26 @@ async def sse_data(response: aiohttp.ClientResponse,
 
 async def chunk_texts(response: aiohttp.ClientResponse, call: Call,
                       watch: Optional[callable] = None) -> AsyncIterator[str]:
-    """Yield the text of every chunk until ``data: [DONE]``.
+    """Yield the text of the chunks of each network read, joined, until ``data: [DONE]``.
 
     ``watch(line)`` may inspect each raw line first (Lockchat's quirk).
     A stream that closes before ``[DONE]`` raises ``StreamCutShort``.
     """
-    async for data in sse_data(response, watch):
+    async for batch in sse_data(response, watch):
+        texts = []
+        try:
+            for data in batch:
+                if data == DONE:
+                    break
+                text = delta_text(parse_json(data, call), call)
+                if text:
+                    texts.append(text)
+        except errors.ChatError:
+            if texts:  # the text before a bad chunk still reaches the user
+                yield "".join(texts)
+            raise
+        if texts:
+            yield "".join(texts)
         if data == DONE:
             return
-        text = delta_text(parse_json(data, call), call)
-        if text:
-            yield text
     raise errors.StreamCutShort("the stream ended before its [DONE] marker", provider=call.provider)
