@@ -65,6 +65,13 @@ class ChatMagics(Magics):
     @line_cell_magic
     @chat_arguments
     def chat(self, line, cell=None):
+        """Chat with a language model: the cell body is the prompt, streamed live.
+
+        ``{name}`` in the body is replaced by that variable's value (``{{``/``}}``
+        escape). Interrupt the kernel to stop an answer; the text so far stays.
+        Line magic: ``%chat providers | use NAME [options] | history | reset |
+        demo [on|off] | panel | stop``.
+        """
         if cell is None:
             return commands.run(self, line)
         job = self._prepare(parse(self.chat, line).merged_over(self.defaults), cell)

@@ -139,3 +139,12 @@ def test_api_key_env_sends_the_named_key_to_a_custom_server(shell, magics, make_
     assert "Authorization" not in first.headers  # OPENAI_API_KEY stays with api.openai.com
     assert second.headers["Authorization"] == "Bearer local-key-1111"
     assert "api_key_env" not in second.json()
+
+
+def test_help_shows_usage_and_every_option(shell):
+    doc = shell._object_find("%%chat").obj.__doc__
+    assert doc.startswith("Chat with a language model")
+    for option in ("--provider", "--model", "--temperature", "--system", "--base-url", "--proxy",
+                   "--timeout", "--api-key-env", "--out", "--no-history", "--format",
+                   "--background", "%chat providers"):
+        assert option in doc
