@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ipychat import errors
 from ipychat.providers import Anthropic, get_provider
+from tests.support.calls import answer_of, failure_of
 from tests.support.server import stream_pieces
 
 KEY = "sk-ant-test-Very-Secret-0123456789"
@@ -67,15 +68,11 @@ def status_route(status, body):
 
 
 async def answer(base_url, messages=MESSAGES, **kwargs):
-    chunks = Anthropic.create_async_generator(kwargs.pop("model", None), messages,
-                                              base_url=base_url, **kwargs)
-    return "".join([text async for text in chunks])
+    return await answer_of(Anthropic, base_url, messages, **kwargs)
 
 
-async def failure(base_url, **kwargs) -> errors.ChatError:
-    with pytest.raises(errors.ChatError) as caught:
-        await answer(base_url, **kwargs)
-    return caught.value
+async def failure(base_url, messages=MESSAGES, **kwargs) -> errors.ChatError:
+    return await failure_of(Anthropic, base_url, messages, **kwargs)
 
 
 def assert_key_hidden(err: BaseException):

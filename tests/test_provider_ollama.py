@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ipychat import errors
 from ipychat.providers import Ollama, get_provider
+from tests.support.calls import answer_of, failure_of
 from tests.support.server import stream_pieces
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "grüß dich"}]
@@ -36,15 +37,11 @@ def ndjson_route(pieces, status=200):
 
 
 async def answer(base_url, **kwargs):
-    chunks = Ollama.create_async_generator(kwargs.pop("model", None), MESSAGES,
-                                           base_url=base_url, **kwargs)
-    return "".join([text async for text in chunks])
+    return await answer_of(Ollama, base_url, MESSAGES, **kwargs)
 
 
 async def failure(base_url, **kwargs) -> errors.ChatError:
-    with pytest.raises(errors.ChatError) as caught:
-        await answer(base_url, **kwargs)
-    return caught.value
+    return await failure_of(Ollama, base_url, MESSAGES, **kwargs)
 
 
 def free_port() -> int:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ipychat import errors
 from ipychat.providers import OpenAIChat, get_provider
+from tests.support.calls import answer_of, failure_of
 from tests.support.server import stream_pieces
 
 KEY = "sk-test-Very-Secret-0123456789"
@@ -44,15 +45,11 @@ def status_route(status, body, headers=None, method="POST", path="/v1/chat/compl
 
 
 async def answer(base_url, **kwargs):
-    chunks = OpenAIChat.create_async_generator(kwargs.pop("model", None), MESSAGES,
-                                               base_url=base_url, **kwargs)
-    return "".join([text async for text in chunks])
+    return await answer_of(OpenAIChat, base_url, MESSAGES, **kwargs)
 
 
 async def failure(base_url, **kwargs) -> errors.ChatError:
-    with pytest.raises(errors.ChatError) as caught:
-        await answer(base_url, **kwargs)
-    return caught.value
+    return await failure_of(OpenAIChat, base_url, MESSAGES, **kwargs)
 
 
 def assert_key_hidden(err: BaseException):
