@@ -7,6 +7,7 @@ bad option is a ``UsageError``: one line, no traceback.
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from dataclasses import dataclass, fields
@@ -103,26 +104,25 @@ def parse(magic_func, line: str) -> ChatOptions:
 
 
 def _temperature(value: Optional[str]) -> Optional[float]:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 <= number <= 2:
-        raise errors.UsageError(f"temperature must be a number from 0 to 2, not {value!r}")
-    return number
+    return _number(value, lambda t: 0 <= t <= 2,
+                   f"temperature must be a number from 0 to 2, not {value!r}")
 
 
 def _seconds(value: Optional[str]) -> Optional[float]:
+    return _number(value, lambda t: t > 0,
+                   f"--timeout must be a number of seconds above 0, not {value!r}")
+
+
+def _number(value: Optional[str], in_range, message: str) -> Optional[float]:
+    """``value`` as a finite float within range, or a ``UsageError`` saying ``message``."""
     if value is None:
         return None
     try:
         number = float(value)
     except ValueError:
-        number = 0.0
-    if number <= 0:
-        raise errors.UsageError(f"--timeout must be a number of seconds above 0, not {value!r}")
+        number = math.nan
+    if not (math.isfinite(number) and in_range(number)):
+        raise errors.UsageError(message)
     return number
 
 
