@@ -14,8 +14,6 @@ import sys
 import time
 from typing import Callable, Optional
 
-#: Marks appended to an answer that did not finish.
-INTERRUPTED = "interrupted"
 #: Publishing may take at most 1/SLOW_SHARE of the time between updates.
 SLOW_SHARE = 4
 
