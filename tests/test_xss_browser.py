@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipychat.render import safe_markdown
+from ipychat.markdown import safe_markdown
 from tests.support.browser import browser, lab, open_notebook, run_all_cells, write_notebook
 from tests.support.matrix import markdown_table, write_section
 
@@ -42,6 +42,8 @@ PAYLOADS = {
     "pipe in a table's code span":
         "| a | b |\n|---|---|\n| `x | <img src=x onerror=\"window.__xss = 'table'\">` |",
     "escaped backticks": "\\`<img src=x onerror=\"window.__xss = 'backticks'\">\\`",
+    # U+2028 is no line end to Markdown: no fence opens, the tag is prose.
+    "line separator before a fence": "x\u2028```\n<img src=x onerror=\"window.__xss = 'lsep'\">\n",
     # Last: our escaper thinks this opens a fence to the end; Markdown does not.
     "backtick in a fence's info": "```x`\n<img src=x onerror=\"window.__xss = 'fence'\">\n",
 }
@@ -164,6 +166,8 @@ LOOKALIKES = {
     "code span across a quote": "`a\n> <img onerror=1>`",
     "code span across a table cell": "| `a | <img onerror=1>` |\n|---|---|",
     "code span runs of unequal length": "``<img onerror=1>```",
+    "line separator before a fence": "a\u2028```\n<img onerror=1>\n```\n",
+    "form feed before a fence": "a\x0c```\n<img onerror=1>\n```\n",
     "two answers in a history": "```x`\nfirst\n\n---\n\n<img onerror=1>\n```x`\n",
 }
 
