@@ -9,100 +9,44 @@ and a final flush when the answer ends, however it ends.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from typing import Callable, Optional
 
+from .markdown import safe_markdown
+
 #: Publishing may take at most 1/SLOW_SHARE of the time between updates.
 SLOW_SHARE = 4
 
-# Any line that may open or close a fence in some container (list item, quote).
-_FENCE_ISH = re.compile(r"[ \t]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+|>[ \t]?)*(?:`{3,}|~{3,})")
-_OPENER = re.compile(r"( {0,3})(`{3,}|~{3,})(.*)")
-# One line, no table pipe, not an escaped backtick: never wider than Markdown's own.
-_CODE_SPAN = re.compile(r"(?<![`\\])(`+)(?!`)[^\n|]+?(?<!`)\1(?!`)")
-# A link destination with a script scheme: inline ``](...)`` or a reference
-# definition ``]: ...`` (also inside quotes and lists), after any spaces or
-# control characters browsers strip, with the colon maybe backslash-escaped.
-_SCRIPT_LINK = re.compile(r"(\]\(|\]:)([\x00-\x20]*)(?:javascript|vbscript|data)(?=\\?:)",
-                          re.IGNORECASE)
+#: Past this many characters, the ``text/plain`` copy that goes next to
+#: ``text/markdown`` holds only the start of the answer. Frontends show the
+#: Markdown; the plain copy is for consoles and logs, and a second full copy
+#: of a huge answer would double every update, its memory and the notebook.
+PLAIN_COPY_LIMIT = 100_000
 
 
-def safe_markdown(text: str) -> str:
-    """Markdown with raw HTML neutralised: model output must never run code.
-
-    JupyterLab trusts outputs made in the running session, and its Markdown
-    renderer then keeps raw HTML (``<script>``, ``onerror=``). We escape
-    ``<`` outside code (where it shows literally anyway) and defuse
-    script-scheme links. Code is left alone only where the renderer surely
-    sees code too; anywhere in doubt we escape (at worst ``&lt;`` shows in
-    code), since text we take for code but Markdown does not would run.
-    """
-    lines = text.splitlines(keepends=True)
-    pieces, prose, i = [], [], 0
-    while i < len(lines):
-        if not _FENCE_ISH.match(lines[i]):
-            prose.append(lines[i])
-            i += 1
-            continue
-        end = _fence_end(lines, i)
-        if end is None:  # a fence we cannot place for sure: escape all that follows
-            prose.extend(lines[i:])
-            break
-        pieces += [_escape_prose("".join(prose)), "".join(lines[i:end])]
-        prose, i = [], end
-    pieces.append(_escape_prose("".join(prose)))
-    return "".join(pieces)
-
-
-def _fence_end(lines, start: int):
-    """Index after the fence opened at ``lines[start]``, if it is surely a fence.
-
-    The opener is indented ``k`` spaces: at top level, or in a list item whose
-    content starts at ``k`` or before. Content lines indented at least ``k``
-    (and a closer too) keep it a fence either way; one indented less may end
-    the list item, and with it the fence, so we are no longer sure.
-    """
-    opener = _OPENER.fullmatch(lines[start].rstrip("\r\n"))
-    if opener is None or (opener.group(2)[0] == "`" and "`" in opener.group(3)):
-        return None
-    indent, fence = len(opener.group(1)), opener.group(2)
-    closer = re.compile(rf"( {{0,3}}){re.escape(fence[0])}{{{len(fence)},}}[ \t]*")
-    for j in range(start + 1, len(lines)):
-        line = lines[j].rstrip("\r\n")
-        if line.strip() and _indent(line) < indent:
-            return None
-        if closer.fullmatch(line):
-            return j + 1
-    return len(lines)
-
-
-def _indent(line: str) -> int:
-    expanded = line.expandtabs(4)
-    return len(expanded) - len(expanded.lstrip(" "))
-
-
-def _escape_prose(text: str) -> str:
-    out, last = [], 0
-    for match in _CODE_SPAN.finditer(text):
-        out.append(_escape_html(text[last:match.start()]))
-        out.append(match.group(0))
-        last = match.end()
-    out.append(_escape_html(text[last:]))
-    return "".join(out)
-
-
-def _escape_html(text: str) -> str:
-    text = text.replace("&", "&amp;").replace("<", "&lt;")
-    return _SCRIPT_LINK.sub(r"\1\2#unsafe-link", text)
-
-
-def bundle(text: str, fmt: str) -> dict:
-    """The MIME bundle for ``text`` shown as ``fmt`` ("markdown" or "text")."""
+def bundle(text: str, fmt: str, header: str = "", suffix: str = "") -> dict:
+    """The MIME bundle for ``text`` shown as ``fmt`` ("markdown" or "text"),
+    after ``header`` (and a blank line) and before ``suffix`` (a mark)."""
+    head = f"{header}\n\n" if header else ""
     if fmt == "markdown":
-        return {"text/markdown": safe_markdown(text), "text/plain": text}
-    return {"text/plain": text}
+        plain = _joined(head, _plain_copy(text), suffix)
+        return {"text/markdown": safe_markdown(head, text, suffix), "text/plain": plain}
+    return {"text/plain": _joined(head, text, suffix)}
+
+
+def _plain_copy(text: str) -> str:
+    if len(text) <= PLAIN_COPY_LIMIT:
+        return text
+    left = len(text) - PLAIN_COPY_LIMIT
+    return (f"{text[:PLAIN_COPY_LIMIT]}\n… ({left:,} more characters: the Markdown output "
+            "has the whole answer)")
+
+
+def _joined(*texts: str) -> str:
+    """Concatenation that returns a lone text itself (a big answer is not copied)."""
+    texts = [t for t in texts if t]
+    return texts[0] if len(texts) == 1 else "".join(texts)
 
 
 class StreamView:
@@ -126,18 +70,19 @@ class StreamView:
         self._publish = publish or _ipython_publisher()
         self._schedule = schedule
         self._clock = clock
-        self._shown = None  # text last published
+        self._shown = None  # (length of the text, suffix) last published: text only grows
         self._last = float("-inf")
         self._timer = None
         self._handle = None
 
     def start(self, placeholder: str = "…") -> None:
-        self._handle = self._publish(self._render(placeholder), None)
+        self._handle = self._publish(bundle(placeholder, self.fmt, self.header), None)
 
     @property
     def text(self) -> str:
         if self._parts:
-            self._text += "".join(self._parts)
+            # One join into a new string; the old text is freed right after.
+            self._text = "".join([self._text, *self._parts])
             self._parts = []
         return self._text
 
@@ -151,17 +96,17 @@ class StreamView:
 
     def tick(self) -> None:
         """Flush if text waits and the interval has passed (for callers without a timer)."""
-        if self.text != self._shown and self._clock() - self._last >= self._gap:
+        if self._unshown() and self._clock() - self._last >= self._gap:
             self.flush()
 
     def flush(self, suffix: str = "") -> None:
         self._cancel_timer()
-        shown = self.text + suffix
-        if shown == self._shown:
+        text = self.text
+        if (len(text), suffix) == self._shown:
             return
-        self._shown = shown
+        self._shown = (len(text), suffix)
         started = self._clock()
-        self._handle = self._publish(self._render(shown), self._handle)
+        self._handle = self._publish(bundle(text, self.fmt, self.header, suffix), self._handle)
         self.updates += 1
         # A long answer costs more to render and send each time. Once that cost
         # passed the interval, every chunk would flush again (a 5 MB answer
@@ -177,17 +122,16 @@ class StreamView:
 
     def _trailing(self) -> None:
         self._timer = None
-        if self.text != self._shown:
+        if self._unshown():
             self.flush()
+
+    def _unshown(self) -> bool:
+        return (len(self.text), "") != self._shown
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-    def _render(self, text: str) -> dict:
-        full = f"{self.header}\n\n{text}" if self.header else text
-        return bundle(full, self.fmt)
 
 
 def _no_answer(mark: str, text: str) -> str:

@@ -1,4 +1,7 @@
-from ipychat.render import StreamView, TerminalView, bundle, safe_markdown
+import tracemalloc
+
+from ipychat.markdown import safe_markdown
+from ipychat.render import PLAIN_COPY_LIMIT, StreamView, TerminalView, bundle
 
 
 class Clock:
@@ -101,6 +104,42 @@ def test_safe_markdown_escapes_html_outside_code():
 def test_bundle_formats():
     assert bundle("<b>", "text") == {"text/plain": "<b>"}
     assert bundle("<b>", "markdown") == {"text/markdown": "&lt;b>", "text/plain": "<b>"}
+    assert bundle("<b>", "text", header="*note*", suffix="\n(x)") == {
+        "text/plain": "*note*\n\n<b>\n(x)"}
+    assert bundle("<b>", "markdown", header="*note*", suffix="\n\n*(x)*") == {
+        "text/markdown": "*note*\n\n&lt;b>\n\n*(x)*", "text/plain": "*note*\n\n<b>\n\n*(x)*"}
+
+
+def test_a_huge_answer_sends_its_plain_copy_cut_short_but_its_mark_whole():
+    # Frontends show text/markdown; text/plain is for consoles and logs. Past
+    # the limit a second full copy would double every update and the
+    # notebook's size: it holds the start, says what is left out, keeps the mark.
+    text = "x" * (PLAIN_COPY_LIMIT + 5)
+    data = bundle(text, "markdown", suffix="\n\n*(interrupted)*")
+    assert data["text/markdown"] == text + "\n\n*(interrupted)*"
+    assert data["text/plain"] == ("x" * PLAIN_COPY_LIMIT + "\n… (5 more characters: the "
+                                  "Markdown output has the whole answer)\n\n*(interrupted)*")
+    assert bundle(text[:-5], "markdown")["text/plain"] == text[:-5]  # at the limit: whole
+    assert bundle(text, "text")["text/plain"] == text  # the only copy stays whole
+
+
+def test_the_last_update_of_a_big_answer_copies_it_only_where_it_must():
+    # What one update holds besides the answer: its escaped Markdown (one copy)
+    # and a bounded plain part. No copy of the text for the header or the mark.
+    text = "Some prose with `x<y` & a <tag>.\n" * 60_000
+    view, published, _ = make_view(fmt="markdown", header="*note*")
+    view.start()
+    view.append(text)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        view.finish("interrupted")
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert published[-1].endswith("*(interrupted)*")
+    markdown = len(safe_markdown(text))  # 1.2x the text here: "&amp;", "&lt;"
+    assert peak <= 2.1 * markdown + PLAIN_COPY_LIMIT
 
 
 def test_terminal_view_streams_each_chunk():
