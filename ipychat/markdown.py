@@ -46,30 +46,57 @@ _SCRIPT_LINK = re.compile(r"(\]\(|\]:)([\x00-\x20]*)(?:javascript|vbscript|data)
 def safe_markdown(text: str, *more: str) -> str:
     """``text`` with raw HTML neutralised; each of ``more`` is escaped on its
     own and appended (a header, a mark), without copying ``text`` first."""
-    parts = [part for part in (text, *more) if part]
-    pieces: List[str] = []
-    changed = False
-    for part in parts:
-        changed = _add_safe(part, pieces) or changed
-    if not changed and len(parts) == 1:
-        return parts[0]  # nothing to escape: no copy
-    return "".join(pieces)
+    out = _Output()
+    for part in (text, *more):
+        _add_safe(part, out)
+    return out.joined()
 
 
-def _add_safe(text: str, pieces: List[str]) -> bool:
-    """Add ``text``'s prose escaped and its sure fences as they are; say if
-    anything was escaped."""
-    changed = False
+class _Output:
+    """Escaped pieces, and the stretches of the input kept as they are.
+
+    Kept stretches are indexes, not copies, until the end: a text with
+    nothing to escape comes back as itself, never copied.
+    """
+
+    def __init__(self):
+        self._pieces: List[object] = []  # str, or [text, start, end] kept as is
+        self._escaped = False
+
+    def keep(self, text: str, start: int, end: int) -> None:
+        last = self._pieces[-1] if self._pieces else None
+        if isinstance(last, list) and last[0] is text and last[2] == start:
+            last[2] = end
+        elif start < end:
+            self._pieces.append([text, start, end])
+
+    def add(self, piece: str) -> None:
+        self._escaped = True
+        self._pieces.append(piece)
+
+    def joined(self) -> str:
+        pieces = self._pieces
+        if not pieces:
+            return ""
+        if len(pieces) == 1 and not self._escaped:
+            text, start, end = pieces[0]
+            if (start, end) == (0, len(text)):
+                return text
+        return "".join([p if isinstance(p, str) else p[0][p[1]:p[2]] for p in pieces])
+
+
+def _add_safe(text: str, out: _Output) -> None:
+    """Add ``text``'s prose escaped and its sure fences as they are."""
     prose = 0  # start of the prose not yet added
     while True:
         start = _next_fence_ish(text, prose)
         end = None if start is None else _fence_end(text, start)
         if end is None:  # no fence, or one we cannot place for sure: all is prose
             break
-        changed = _add_prose(text, prose, start, pieces) or changed
-        pieces.append(text[start:end])
+        _add_prose(text, prose, start, out)
+        out.keep(text, start, end)
         prose = end
-    return _add_prose(text, prose, len(text), pieces) or changed
+    _add_prose(text, prose, len(text), out)
 
 
 def _next_fence_ish(text: str, pos: int) -> Optional[int]:
@@ -137,16 +164,16 @@ def _indent(line: str) -> int:
     return len(expanded) - len(expanded.lstrip(" "))
 
 
-def _add_prose(text: str, start: int, end: int, pieces: List[str]) -> bool:
-    changed = False
+def _add_prose(text: str, start: int, end: int, out: _Output) -> None:
     while start < end:
         cut = _window_end(text, start, end)
         window = text if (start, cut) == (0, len(text)) else text[start:cut]
         safe = _escape_window(window)
-        changed = changed or safe is not window
-        pieces.append(safe)
+        if safe is window:
+            out.keep(text, start, cut)
+        else:
+            out.add(safe)
         start = cut
-    return changed
 
 
 def _window_end(text: str, start: int, end: int) -> int:
