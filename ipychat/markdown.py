@@ -99,6 +99,41 @@ def _add_safe(text: str, out: _Output) -> None:
     _add_prose(text, prose, len(text), out)
 
 
+def segment_end(text: str, start: int, limit: int) -> int:
+    """Where an output showing ``text`` from ``start`` should end, at most
+    ``limit`` characters on: after the last blank line in the second half
+    that is outside sure fences; else before the fence the limit would cut;
+    else after the last line break; else at the limit."""
+    high, low = start + limit, start + limit // 2
+    fences = _fences(text, start, high)
+    blank = text.rfind("\n\n", low, high)
+    while blank >= 0:
+        if not any(s < blank + 2 < e for s, e in fences):
+            return blank + 2
+        blank = text.rfind("\n\n", low, blank + 1)
+    cut = [s for s, e in fences if start < s < high < e]
+    if cut:
+        return cut[0]
+    newline = text.rfind("\n", start, high)
+    return newline + 1 if newline >= start else high
+
+
+def _fences(text: str, pos: int, high: int) -> List[tuple]:
+    """(start, end) of the fences that open before ``high``; one we cannot
+    place for sure runs to the end of the text."""
+    found = []
+    while pos < high:
+        start = _next_fence_ish(text, pos)
+        if start is None or start >= high:
+            break
+        end = _fence_end(text, start)
+        found.append((start, len(text) if end is None else end))
+        if end is None:
+            break
+        pos = end
+    return found
+
+
 def _next_fence_ish(text: str, pos: int) -> Optional[int]:
     """Start of the first line at or after ``pos`` (a line start) that may
     open a fence. Only lines holding a run of three backticks or tildes are

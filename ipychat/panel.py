@@ -132,7 +132,7 @@ class ChatPanel(PanelView):
     # -- one answer -----------------------------------------------------------
 
     async def _answer(self, prompt: str, target, messages, typed: str) -> None:
-        view = StreamView("markdown", interval=UPDATE_INTERVAL, publish=self._publish,
+        view = StreamView("markdown", interval=UPDATE_INTERVAL, publish=self._publisher(),
                           schedule=asyncio.get_running_loop().call_later)
         via = DEMO_NOTE if target.note else ""
         view.start()
@@ -153,9 +153,19 @@ class ChatPanel(PanelView):
             if self.prompt.value.strip() == typed:  # not if the next question is being typed
                 self.prompt.value = ""
 
-    def _publish(self, data: dict, handle):
-        self.show_answer(data)
-        return handle
+    def _publisher(self):
+        """``publish(data, handle)`` for one answer: its first output replaces
+        the last answer; the next parts of a huge answer go below it."""
+        count = 0
+
+        def publish(data: dict, handle):
+            nonlocal count
+            if handle is None:
+                handle, count = count, count + 1
+            self.show_answer(data, handle)
+            return handle
+
+        return publish
 
     def _end(self, turn: Optional[Turn], status: str, kind: str) -> None:
         if turn is not None:

@@ -142,13 +142,13 @@ class PanelView(widgets.VBox):
         self.status_text = text
         self.status.value = (f'<span class="ipychat-status-{kind}">{html.escape(text)}</span>')
 
-    def show_answer(self, data: dict) -> None:
-        self.answer.outputs = (_display_data(data),)
+    def show_answer(self, data: dict, index: int = 0) -> None:
+        """Show ``data`` as output ``index`` of the answer (0 starts a new answer)."""
+        self.answer.outputs = self.answer.outputs[:index] + (_display_data(data),)
 
     @property
     def answer_text(self) -> str:
-        outputs = self.answer.outputs
-        return outputs[0]["data"]["text/plain"] if outputs else ""
+        return "".join(output["data"]["text/plain"] for output in self.answer.outputs)
 
     def show_history(self, conversation) -> None:
         count = len(conversation.turns)

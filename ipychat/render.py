@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Callable, Optional
 
-from .markdown import safe_markdown
+from .markdown import safe_markdown, segment_end
 
 #: Publishing may take at most 1/SLOW_SHARE of the time between updates.
 SLOW_SHARE = 4
@@ -23,6 +23,10 @@ SLOW_SHARE = 4
 #: Markdown; the plain copy is for consoles and logs, and a second full copy
 #: of a huge answer would double every update, its memory and the notebook.
 PLAIN_COPY_LIMIT = 100_000
+#: An answer longer than this many characters continues in a new output (cut
+#: between paragraphs): each update then carries at most this much, not the
+#: whole answer again, in the kernel's memory, on IOPub and in the browser.
+SEGMENT_CHARS = 1_000_000
 
 
 def bundle(text: str, fmt: str, header: str = "", suffix: str = "") -> dict:
@@ -54,12 +58,15 @@ class StreamView:
 
     ``schedule(delay, callback)`` arranges the trailing flush (e.g.
     ``loop.call_later``); without it the pending text waits for the next
-    chunk, a ``tick()`` or ``finish()``.
+    chunk, a ``tick()`` or ``finish()``. Past ``segment`` characters the
+    answer continues in a new output (``publish(data, None)``), the header
+    on the first, the mark on the last.
     """
 
     def __init__(self, fmt: str = "markdown", interval: float = 0.1, header: str = "",
                  publish: Optional[Callable] = None, schedule: Optional[Callable] = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 segment: Optional[int] = SEGMENT_CHARS):
         self.fmt = fmt
         self.interval = interval
         self.header = header
@@ -74,6 +81,8 @@ class StreamView:
         self._last = float("-inf")
         self._timer = None
         self._handle = None
+        self.segment = segment
+        self._start = 0  # where the current output's part of the text begins
 
     def start(self, placeholder: str = "…") -> None:
         self._handle = self._publish(bundle(placeholder, self.fmt, self.header), None)
@@ -106,7 +115,9 @@ class StreamView:
             return
         self._shown = (len(text), suffix)
         started = self._clock()
-        self._handle = self._publish(bundle(text, self.fmt, self.header, suffix), self._handle)
+        self._seal_full_outputs(text)
+        part = text if self._start == 0 else text[self._start:]
+        self._handle = self._publish(bundle(part, self.fmt, self._header(), suffix), self._handle)
         self.updates += 1
         # A long answer costs more to render and send each time. Once that cost
         # passed the interval, every chunk would flush again (a 5 MB answer
@@ -119,6 +130,17 @@ class StreamView:
         mark = _no_answer(mark, self.text)
         self.flush(f"\n\n*({mark})*" if mark and self.fmt == "markdown" else
                    f"\n({mark})" if mark else "")
+
+    def _seal_full_outputs(self, text: str) -> None:
+        """Give each output that is full its last update; go on in a new one."""
+        while self.segment and len(text) - self._start > self.segment:
+            end = segment_end(text, self._start, self.segment)
+            self._publish(bundle(text[self._start:end], self.fmt, self._header()), self._handle)
+            self.updates += 1
+            self._handle, self._start = None, end
+
+    def _header(self) -> str:
+        return self.header if self._start == 0 else ""
 
     def _trailing(self) -> None:
         self._timer = None

@@ -9,6 +9,7 @@ import json
 
 import pytest
 from aiohttp import web
+from ipychat.render import SEGMENT_CHARS
 
 from tests.support.kernel import Kernel
 
@@ -88,6 +89,29 @@ def test_long_answer_gives_bounded_updates_and_exact_text(kernel, make_server):
     assert len(run.updates) <= 60
     assert run.last_text() == "".join(words)
     assert "text/markdown" not in run.updates[-1]["content"]["data"]
+
+
+def test_a_huge_answer_goes_on_in_new_outputs_each_update_bounded(kernel, make_server):
+    paragraph = "A paragraph of a very long answer, with a <b> tag to escape.\n\n"
+    words = [paragraph] * 40_000  # 2.5 M characters
+
+    async def handler(request, rec):
+        return await _fast_stream(request, words, batch=1000)
+
+    server = make_server([("POST", "/chat", handler)])
+    run = kernel.run(f"%%chat -p cromicle --base-url {server.url} -o big --no-history\nhi",
+                     timeout=120)
+    assert run.reply["content"]["status"] == "ok"
+    final = {}  # display id -> its last data, in the order the outputs appeared
+    for msg in run.of_type("display_data", "update_display_data"):
+        final[msg["content"]["transient"]["display_id"]] = msg["content"]["data"]
+    assert len(final) == 3
+    shown = "".join(data["text/markdown"] for data in final.values())
+    assert shown == "".join(words).replace("<b>", "&lt;b>")
+    biggest = max(len(m["content"]["data"]["text/markdown"])
+                  for m in run.of_type("display_data", "update_display_data"))
+    assert biggest <= SEGMENT_CHARS * 1.1  # never the whole answer again
+    assert kernel.value("len(big)") == repr(len("".join(words)))
 
 
 async def _fast_stream(request, words, batch=50):

@@ -176,3 +176,64 @@ def test_a_slow_publish_spaces_the_next_updates_out():
     view.finish()
     assert published[-1] == "x" * 1_000
     assert len(published) <= 8  # not ~1,000: at most one update per 4 x 0.3 s
+
+
+def make_segmented_view(segment, **kwargs):
+    """A view whose publisher keeps every output, as the notebook does."""
+    outputs = []  # [data] per output, in order
+
+    def publish(data, handle):
+        if handle is None:
+            outputs.append(data)
+            return len(outputs) - 1
+        outputs[handle] = data
+        return handle
+
+    clock = Clock()
+    view = StreamView(publish=publish, schedule=Timers(clock), clock=clock, segment=segment,
+                      **kwargs)
+    return view, outputs
+
+
+def test_a_huge_answer_continues_in_new_outputs_cut_between_paragraphs():
+    paragraphs = [f"Paragraph {i} says a <b> thing.\n\n" for i in range(400)]
+    answer = "".join(paragraphs)
+    view, outputs = make_segmented_view(1000, fmt="markdown", header="*note*")
+    view.start()
+    for piece in paragraphs:
+        view.append(piece)
+    view.finish("interrupted")
+    texts = [o["text/plain"] for o in outputs]
+    assert len(outputs) >= len(answer) // 1000 + 1
+    assert texts[0].startswith("*note*\n\nParagraph 0 ")
+    assert all(not t.startswith("*note*") for t in texts[1:])
+    assert texts[-1].endswith("\n\n*(interrupted)*")
+    body = "".join(texts)[len("*note*\n\n"):-len("\n\n*(interrupted)*")]
+    assert body == answer  # nothing lost, nothing twice
+    assert all(t.endswith(".\n\n") for t in texts[:-1])  # cut between paragraphs
+    assert all(len(t) >= 500 for t in texts[:-1])  # in the second half of the limit
+    assert all(len(o["text/markdown"]) <= 1000 + len("*note*\n\n") + 100 for o in outputs)
+    assert view.text == answer
+
+
+def test_a_segment_is_never_cut_inside_a_fence():
+    code = "```python\n" + "x = 1 < 2\n\n" * 60 + "```\n\n"
+    answer = "Intro.\n\n" + code + "Outro.\n\n" * 5
+    view, outputs = make_segmented_view(400, fmt="markdown")
+    view.start()
+    view.append(answer)
+    view.finish()
+    texts = [o["text/plain"] for o in outputs]
+    assert "".join(texts) == answer
+    assert texts[0] == "Intro.\n\n"  # the fence starts the next output whole
+    assert texts[1].startswith("```python\n")  # longer than the limit: cut where it must be
+    assert sum(t.count("```") for t in texts) == 2
+
+
+def test_one_huge_piece_fills_several_outputs_at_once():
+    view, outputs = make_segmented_view(100, fmt="text")
+    view.start()
+    view.append("line of text\n" * 100)  # 1,300 characters in one piece
+    view.finish()
+    assert "".join(o["text/plain"] for o in outputs) == "line of text\n" * 100
+    assert len(outputs) >= 13 and all(len(o["text/plain"]) <= 100 for o in outputs)
