@@ -84,17 +84,23 @@ def targets_from(rows, sizes, pace) -> list:
     big, small = sizes[-1], sizes[0]
     chat_big = find(rows, "chat", big)
     paced_small = find(rows, "chat", small, pace)
+    once_big = find(rows, "once", big)["kernel_cpu_s"]
+    display_big = find(rows, "display", big)["kernel_cpu_s"]
     found = [
+        # The issue's "rendering the final text once": the same answer, received
+        # and then shown once. The live view's cost is the difference.
         common.target(f"%%chat fast {big:,}: kernel CPU / (fetch + show once)",
-                      chat_big["kernel_cpu_s"] / find(rows, "once", big)["kernel_cpu_s"],
-                      "<=", 1.5, "x"),
-        common.target(f"%%chat fast {big:,}: kernel CPU / show final text once",
-                      chat_big["kernel_cpu_s"] / find(rows, "display", big)["kernel_cpu_s"],
-                      "<=", 1.5, "x"),
+                      chat_big["kernel_cpu_s"] / once_big, "<=", 1.5, "x"),
         common.target(f"%%chat {pace:g} ms/chunk {small:,}: updates", paced_small["updates"],
                       "<=", 30),
         common.target(f"%%chat {pace:g} ms/chunk {small:,}: update MB",
                       paced_small["update_MB"], "<=", 0.3, " MB"),
+        # Not targets: against the display call alone, receiving the stream is
+        # charged to the view; fetching and showing once misses that reading too.
+        common.target(f"(info) %%chat fast {big:,}: kernel CPU / the final display alone",
+                      chat_big["kernel_cpu_s"] / display_big, "<=", 1.5, "x"),
+        common.target(f"(info) fetch + show once {big:,}: kernel CPU / the final display alone",
+                      once_big / display_big, "<=", 1.5, "x"),
     ]
     for n in sizes:  # not issue targets: the live view's cost when the stream is paced
         found.append(common.target(
