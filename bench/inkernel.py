@@ -128,6 +128,7 @@ class Outcome:
     updates: int = 0
     update_bytes: int = 0
     display_bytes: int = 0  # display_data and update_display_data
+    displays: int = 0  # display_data: new outputs (a huge answer goes on in new ones)
     first_update_at: Optional[float] = None  # time.monotonic() in this process
     last_text: str = ""
     stdout: str = ""
@@ -139,6 +140,7 @@ class Outcome:
             size = sum(len(v.encode()) for v in content["data"].values() if isinstance(v, str))
             self.display_bytes += size
             self.last_text = content["data"].get("text/plain", "")
+            self.displays += kind == "display_data"
             if kind == "update_display_data":
                 self.updates += 1
                 self.update_bytes += size

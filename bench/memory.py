@@ -50,7 +50,8 @@ def measured(kernel, template: str, base: str, want_chars: int, limit: float,
                            page=os.sysconf("SC_PAGE_SIZE"))
     outcome = inkernel.execute(kernel, cell, timeout=limit)
     seen = {"timed_out": outcome.timed_out, "updates": outcome.updates,
-            "update_bytes": outcome.update_bytes, "proc_cpu": outcome.proc_cpu,
+            "update_bytes": outcome.update_bytes, "displays": outcome.displays,
+            "display_bytes": outcome.display_bytes, "proc_cpu": outcome.proc_cpu,
             "shown_chars": len(outcome.last_text), "abandoned": outcome.abandoned}
     if outcome.timed_out:
         return seen
@@ -135,9 +136,10 @@ def main(argv=None) -> int:
          "x_answer": per_answer(median_of(samples, "once_peak", all_runs=True), size)},
         {"measure": "RSS high-water growth", "MB": per_answer(rss, 1e6),
          "x_answer": per_answer(rss, size)},
-        {"measure": "update messages (untraced run)", "MB": common.median(
-            u["update_bytes"] for u in untraced) / 1e6, "x_answer": None,
-         "note": f"{int(common.median(u['updates'] for u in untraced)):,} updates"},
+        {"measure": "display + update messages (untraced run)", "MB": common.median(
+            u["display_bytes"] for u in untraced) / 1e6, "x_answer": None,
+         "note": f"{int(common.median(u['displays'] for u in untraced)):,} outputs, "
+                 f"{int(common.median(u['updates'] for u in untraced)):,} updates"},
         {"measure": "kernel CPU s (untraced run)", "MB": None, "x_answer": None,
          "note": f"{common.median(u['proc_cpu'] for u in untraced):.2f}"},
         {"measure": "finished within the time limit", "MB": None, "x_answer": None,
