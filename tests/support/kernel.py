@@ -59,6 +59,14 @@ class Execution:
         shown = self.of_type("display_data", "update_display_data")
         return shown[-1]["content"]["data"][mime] if shown else ""
 
+    def outputs(self, mime: str = "text/plain") -> List[str]:
+        """What each output shows in the end, in order (a huge answer fills several)."""
+        final = {}
+        for msg in self.of_type("display_data", "update_display_data"):
+            key = msg["content"].get("transient", {}).get("display_id") or id(msg)
+            final[key] = msg["content"]["data"].get(mime, "")
+        return list(final.values())
+
 
 class Kernel:
     def __init__(self, env: Optional[dict] = None):
