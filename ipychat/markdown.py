@@ -12,6 +12,7 @@ C-level passes (``str.replace``, one ``re.split`` for code spans): a 5 MB
 answer costs its escaped copy and about as much again while that is joined,
 not a list of every line and a copy per replacement (which peaked at 3.8x
 the text).
+
 Lines end where Markdown ends them (``\\n``, ``\\r\\n``, ``\\r``), not at the
 other characters ``str.splitlines`` breaks at: reading ``a\\u2028```\\n`` as
 a fence where Markdown sees one paragraph line left the next tag unescaped.
