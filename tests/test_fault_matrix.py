@@ -30,27 +30,15 @@ from ipychat.emulator.__main__ import parse_args
 from ipychat.providers import ProviderChain, get_provider
 from ipychat.targets import resolve
 from tests.support.matrix import (FAULTS, MODELS, PROVIDERS, SERVER_WORDS,
-                                  STALL_TIMEOUT, UNRESOLVABLE, ClosedPort, base_url,
-                                  call_kwargs, client_sockets,
+                                  STALL_TIMEOUT, UNRESOLVABLE, base_url,
+                                  call_kwargs, client_sockets, closed, emulator,
                                   label, markdown_table,
                                   outcome_name, unclosed_warnings, until, user, write_section)
 
 pytestmark = pytest.mark.timeout(60)
+__all__ = ["closed", "emulator"]  # fixtures, used by name below
 OUTCOMES = {}  # (row id, provider) -> what happened, for the docs table
 SECURITY = {}  # check -> what happened
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorServer(delay=0) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def closed():
-    port = ClosedPort()
-    yield port
-    port.close()
 
 
 @pytest.fixture(scope="module", autouse=True)

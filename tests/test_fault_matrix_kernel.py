@@ -13,14 +13,15 @@ import json
 
 import pytest
 
-from ipychat.emulator import EmulatorServer, base_url_for
+from ipychat.emulator import base_url_for
 from ipychat.emulator.reply import answer_text
 from ipychat.markdown import safe_markdown
-from tests.support.kernel import Kernel
-from tests.support.matrix import (FAULTS, ClosedPort, base_url, chat_cell, kernel_env, label,
-                                  markdown_table, model_seen, outcome_name, user, write_section)
+from tests.support.matrix import (FAULTS, base_url, chat_cell, closed, emulator, label,
+                                  loaded_kernel, markdown_table, model_seen, outcome_name, user,
+                                  write_section)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
+__all__ = ["closed", "emulator"]  # fixtures, used by name below
 ANTHROPIC_ROWS = ("http-401-json", "http-503-text", "drop", "stall-mid", "malformed",
                   "unknown-event", "error-event", "empty", "no-end")
 CASES = [(row, name) for row in FAULTS for name in ("cromicle", "vitalentum")] + [
@@ -30,25 +31,10 @@ SHOWN = {}  # (row id, provider) -> the error class the cell showed, or "ok"
 
 @pytest.fixture(scope="module")
 def kernel():
-    k = Kernel(env=kernel_env())
-    k.run("%load_ext ipychat")
-    yield k
-    k.shutdown()
+    with loaded_kernel() as k:
+        yield k
     if len(SHOWN) == len(CASES):
         write_section("fault-matrix-kernel", kernel_table())
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorServer(delay=0) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def closed():
-    port = ClosedPort()
-    yield port
-    port.close()
 
 
 def kernel_table() -> str:

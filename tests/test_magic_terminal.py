@@ -55,33 +55,33 @@ class Reader:
             return self._changed.wait_for(lambda: needle in self.text, timeout)
 
 
-def test_text_reaches_stdout_before_the_answer_ends(make_server):
+@pytest.fixture
+def held_ipython(make_server):
+    """A terminal IPython streaming an answer the server holds open until ``hold`` is set."""
     hold = asyncio.Event()
     server = make_server([("POST", "/chat", held_answer(hold))])
     proc = start_ipython(server.url)
-    out = Reader(proc.stdout)
     try:
-        assert out.wait_for("streamed-before-the-end"), out.text
-        assert "and-the-rest" not in out.text
-        server.call_soon(hold.set)
-        assert proc.wait(30) == 0
-        assert out.wait_for("streamed-before-the-end and-the-rest")
+        yield hold, server, proc, Reader(proc.stdout)
     finally:
         proc.kill()
 
 
-def test_ctrl_c_cancels_the_request_with_one_line(make_server):
-    hold = asyncio.Event()
-    server = make_server([("POST", "/chat", held_answer(hold))])
-    proc = start_ipython(server.url)
-    out = Reader(proc.stdout)
-    try:
-        assert out.wait_for("streamed-before-the-end"), out.text
-        proc.send_signal(signal.SIGINT)
-        assert server.wait_for(lambda: server.requests[0].disconnected, timeout=10)
-        assert out.wait_for("ChatError: interrupted"), out.text
-        proc.wait(30)
-        assert "(interrupted)" in out.text
-        assert "Traceback" not in out.text and "Unclosed" not in out.text
-    finally:
-        proc.kill()
+def test_text_reaches_stdout_before_the_answer_ends(held_ipython):
+    hold, server, proc, out = held_ipython
+    assert out.wait_for("streamed-before-the-end"), out.text
+    assert "and-the-rest" not in out.text
+    server.call_soon(hold.set)
+    assert proc.wait(30) == 0
+    assert out.wait_for("streamed-before-the-end and-the-rest")
+
+
+def test_ctrl_c_cancels_the_request_with_one_line(held_ipython):
+    _, server, proc, out = held_ipython
+    assert out.wait_for("streamed-before-the-end"), out.text
+    proc.send_signal(signal.SIGINT)
+    assert server.wait_for(lambda: server.requests[0].disconnected, timeout=10)
+    assert out.wait_for("ChatError: interrupted"), out.text
+    proc.wait(30)
+    assert "(interrupted)" in out.text
+    assert "Traceback" not in out.text and "Unclosed" not in out.text

@@ -17,8 +17,7 @@ import pytest
 from ipychat.emulator import EmulatorServer, base_url_for
 from ipychat.panel import STOPPED, ChatPanel
 from ipychat.session import Conversation
-from tests.support.kernel import Kernel
-from tests.support.matrix import kernel_env, machine, markdown_table, until, write_section
+from tests.support.matrix import loaded_kernel, machine, markdown_table, until, write_section
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 ROUNDS = 50
@@ -74,10 +73,8 @@ def record(name: str, seen: int, before, after, seconds: float) -> None:
 
 @pytest.fixture(scope="module")
 def kernel():
-    k = Kernel(env=kernel_env())
-    k.run("%load_ext ipychat")
-    yield k
-    k.shutdown()
+    with loaded_kernel() as k:
+        yield k
 
 
 def kernel_counts(kernel) -> tuple:

@@ -9,6 +9,7 @@ for a complete answer) and how much of the answer must be kept.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import re
@@ -18,13 +19,15 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set
 
 import aiohttp
+import pytest
 
 from ipychat import errors
-from ipychat.emulator import DEMO_COOKIES, base_url_for
+from ipychat.emulator import DEMO_COOKIES, EmulatorServer, base_url_for
 from ipychat.emulator.faults import Faults, parse_directives
 from ipychat.emulator.reply import answer_pieces
 from ipychat.providers import get_provider
 from ipychat.targets import OA_COOKIE
+from tests.support.kernel import Kernel
 
 PROVIDERS = ("cromicle", "openassistant", "vitalentum", "lockchat", "openai", "ollama",
              "anthropic")
@@ -173,6 +176,32 @@ class ClosedPort:
 
     def close(self) -> None:
         self._sock.close()
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """The emulator on 127.0.0.1, one for the module."""
+    with EmulatorServer(delay=0) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def closed():
+    """A port that refuses connections, one for the module."""
+    port = ClosedPort()
+    yield port
+    port.close()
+
+
+@contextlib.contextmanager
+def loaded_kernel():
+    """A real kernel with ``%load_ext ipychat`` done, shut down on leaving."""
+    kernel = Kernel(env=kernel_env())
+    try:
+        kernel.run("%load_ext ipychat")
+        yield kernel
+    finally:
+        kernel.shutdown()
 
 
 def base_url(row: Fault, name: str, emulator_url: str, closed: ClosedPort) -> str:
