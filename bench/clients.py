@@ -4,8 +4,9 @@ Each opens its own connection, reads one whole answer and returns the text
 pieces it decoded, unjoined: the caller joins them after its stopwatch
 stopped (joining megabytes of text is no decoder's cost) and checks them
 against ``payload``, so that a fast decoder that gets the text wrong
-cannot win. ipychat's providers are called as a
-user of the library would call them.
+cannot win. The raw text consumers also take a ``sink`` to append to
+instead (``Count``: keep only the length, as the byte-counting floor does).
+ipychat's providers are called as a user of the library would call them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ import aiohttp
 OPENAI_PATH = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "hi"}]
 BODY = {"model": "gpt-3.5-turbo", "messages": MESSAGES, "stream": True}
+
+
+class Count:
+    """A sink that keeps only how many characters it was given."""
+
+    def __init__(self):
+        self.total = 0
+
+    def append(self, piece: str) -> None:
+        self.total += len(piece)
 
 
 # -- references written here ----------------------------------------------------
@@ -33,9 +44,9 @@ async def raw_bytes(base: str, path: str = OPENAI_PATH) -> int:
     return total
 
 
-async def minimal_text(base: str, path: str = "/chat") -> list:
+async def minimal_text(base: str, path: str = "/chat", sink=None):
     """A minimal correct raw text decode: aiohttp bytes through an incremental UTF-8 decoder."""
-    parts = []
+    parts = [] if sink is None else sink
     decoder = codecs.getincrementaldecoder("utf-8")()
     async with aiohttp.ClientSession() as session:
         async with session.post(base + path, json=BODY) as response:
@@ -125,8 +136,8 @@ def provider(name: str):
 
     cls = get_provider(name)
 
-    async def consume(base: str) -> list:
-        parts = []
+    async def consume(base: str, sink=None):
+        parts = [] if sink is None else sink
         async for text in cls.create_async_generator(None, MESSAGES, base_url=base):
             parts.append(text)
         return parts

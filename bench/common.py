@@ -93,12 +93,15 @@ def interleaved(contenders: dict, repeats: int, run: Callable) -> dict:
     """``run(name, fn)`` for each contender, round-robin ``repeats`` times.
 
     Round-robin, not one contender after the other: slow drift of a noisy
-    machine then hits every contender alike. Returns name -> list of results.
+    machine then hits every contender alike; who goes first rotates, so no
+    one always follows the same neighbour. Returns name -> list of results.
     """
-    results = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            results[name].append(run(name, fn))
+    names = list(contenders)
+    results = {name: [] for name in names}
+    for i in range(repeats):
+        first = i % len(names)
+        for name in names[first:] + names[:first]:
+            results[name].append(run(name, contenders[name]))
     return results
 
 

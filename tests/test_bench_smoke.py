@@ -80,3 +80,62 @@ def test_all_rejects_an_unknown_benchmark(tmp_path):
     assert done.returncode == 2
     assert "unknown benchmark(s): nosuch" in done.stderr
     assert not (tmp_path / "all.json").exists()
+
+
+@pytest.fixture(scope="module")
+def stream_base():
+    from bench import common
+
+    with common.StreamServer() as server:
+        yield server.base(300)
+
+
+UTF8 = bytes.decode
+
+
+def raw_decoder(counted, kept):
+    """A raw text consumer like ``bench.clients.minimal_text``: ``counted`` decodes
+    the timed streams (given a sink), ``kept`` the stream whose text is kept."""
+    import aiohttp
+
+    from bench import clients
+
+    async def consume(base, sink=None):
+        parts = [] if sink is None else sink
+        async with aiohttp.ClientSession() as session:
+            async with session.post(base + "/chat", json=clients.BODY) as response:
+                body = await response.read()
+        parts.append((kept if sink is None else counted)(body))
+        return parts
+
+    return consume
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("counted, kept, passes", [
+    (UTF8, UTF8, True),
+    # Each check alone must catch its case: the count on timed streams, the
+    # whole text on the untimed one (a wrong text of the right length).
+    (lambda body: body.decode("latin-1"), UTF8, False),
+    (UTF8, lambda body: body.decode().swapcase(), False),
+], ids=["right", "wrong-length-when-timed", "wrong-text-when-kept"])
+def test_raw_round_checks_what_each_decoder_read(stream_base, counted, kept, passes):
+    import asyncio
+
+    from bench import clients, decode as bench_decode
+
+    consumers = {"floor": ("raw-bytes", lambda base: clients.raw_bytes(base, "/chat")),
+                 "decoder": ("raw", raw_decoder(counted, kept))}
+    wants = {"floor": bench_decode.expected("raw-bytes", 300),
+             "decoder": bench_decode.expected("raw", 300)}
+    loop = asyncio.new_event_loop()
+    try:
+        if passes:
+            runs = bench_decode.raw_round(loop, consumers, stream_base, wants, streams=2)
+            assert {name: len(found) for name, found in runs.items()} == {"floor": 2, "decoder": 2}
+            assert all(r["wall"] > 0 and r["cpu"] >= 0 for found in runs.values() for r in found)
+        else:
+            with pytest.raises(AssertionError, match="decoded a wrong answer"):
+                bench_decode.raw_round(loop, consumers, stream_base, wants, streams=2)
+    finally:
+        loop.close()
