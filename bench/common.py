@@ -93,14 +93,16 @@ def interleaved(contenders: dict, repeats: int, run: Callable) -> dict:
     """``run(name, fn)`` for each contender, round-robin ``repeats`` times.
 
     Round-robin, not one contender after the other: slow drift of a noisy
-    machine then hits every contender alike; who goes first rotates, so no
-    one always follows the same neighbour. Returns name -> list of results.
+    machine then hits every contender alike. Who goes first rotates, and
+    every other round runs backwards, so that no one always goes first or
+    always follows the same neighbour. Returns name -> list of results.
     """
     names = list(contenders)
     results = {name: [] for name in names}
     for i in range(repeats):
         first = i % len(names)
-        for name in names[first:] + names[:first]:
+        order = names[first:] + names[:first]
+        for name in reversed(order) if i % 2 else order:
             results[name].append(run(name, contenders[name]))
     return results
 
