@@ -2,15 +2,20 @@
 
 Speed is never asserted here (the figures at smoke size mean nothing); what
 is asserted is that every command exits 0 and records what the README says
-it records.
+it records, and that ``bench.decode`` catches a decoder that reads wrong.
 """
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
+
+from bench import clients, common
+from bench import decode as bench_decode
 
 REPO = Path(__file__).resolve().parent.parent
 COMMON_KEYS = {"name", "command", "smoke", "repeats", "machine", "params", "rows", "targets"}
@@ -84,8 +89,6 @@ def test_all_rejects_an_unknown_benchmark(tmp_path):
 
 @pytest.fixture(scope="module")
 def stream_base():
-    from bench import common
-
     with common.StreamServer() as server:
         yield server.base(300)
 
@@ -96,9 +99,6 @@ UTF8 = bytes.decode
 def raw_decoder(counted, kept):
     """A raw text consumer like ``bench.clients.minimal_text``: ``counted`` decodes
     the timed streams (given a sink), ``kept`` the stream whose text is kept."""
-    import aiohttp
-
-    from bench import clients
 
     async def consume(base, sink=None):
         parts = [] if sink is None else sink
@@ -120,10 +120,6 @@ def raw_decoder(counted, kept):
     (UTF8, lambda body: body.decode().swapcase(), False),
 ], ids=["right", "wrong-length-when-timed", "wrong-text-when-kept"])
 def test_raw_round_checks_what_each_decoder_read(stream_base, counted, kept, passes):
-    import asyncio
-
-    from bench import clients, decode as bench_decode
-
     consumers = {"floor": ("raw-bytes", lambda base: clients.raw_bytes(base, "/chat")),
                  "decoder": ("raw", raw_decoder(counted, kept))}
     wants = {"floor": bench_decode.expected("raw-bytes", 300),
