@@ -53,11 +53,7 @@ def expected(kind: str, n: int):
 
 def run_one(loop, consume, base: str, want) -> dict:
     """Wall and CPU seconds of one stream; its answer is checked after the stopwatch."""
-    gc.collect()
-    with common.Stopwatch() as watch:
-        got = loop.run_until_complete(consume(base))
-    check(consume, got, want)
-    return {"wall": watch.wall, "cpu": watch.cpu}
+    return _timed(loop, consume, consume(base), want)
 
 
 def run_counted(loop, kind: str, consume, base: str, want) -> dict:
@@ -68,10 +64,16 @@ def run_counted(loop, kind: str, consume, base: str, want) -> dict:
     the byte-counting floor never pays. The text itself is checked on an
     untimed stream (``raw_round``).
     """
+    return _timed(loop, consume, _counted(kind, consume, base),
+                  len(want) if kind == "raw" else want)
+
+
+def _timed(loop, consume, reading, want) -> dict:
+    """Run the ``reading`` coroutine of ``consume`` under a stopwatch, then check it."""
     gc.collect()
     with common.Stopwatch() as watch:
-        got = loop.run_until_complete(_counted(kind, consume, base))
-    check(consume, got, len(want) if kind == "raw" else want)
+        got = loop.run_until_complete(reading)
+    check(consume, got, want)
     return {"wall": watch.wall, "cpu": watch.cpu}
 
 
