@@ -5,9 +5,10 @@ Each cell must end in a single-line ``ChatError`` naming the provider (or a
 complete answer where that is right), hold exactly the text streamed so far,
 and leave nothing behind: no client socket, no task, no unclosed-session
 warning, no request the server did not see end, no OpenAssistant chat left
-open. The observed table goes to docs/reliability.md. Then the security
-rows: redirects are not followed, proxy passwords never shown, the emulator
-binds 127.0.0.1.
+open. The observed table goes to the reliability report
+(docs/reliability.md, refreshed by ``python -m bench.reliability``; a plain
+test run writes nothing). Then the security rows: redirects are not
+followed, proxy passwords never shown, the emulator binds 127.0.0.1.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 clicks in a panel. After each, the server must see the client leave; after
 all of them, open file descriptors and pending tasks are back at their
 baseline (measured after one warm-up turn, which opens what stays open:
-the loop's self-pipe, lazily made executors...). Figures go to
-docs/reliability.md.
+the loop's self-pipe, lazily made executors...). Figures go to the
+reliability report (docs/reliability.md, refreshed by
+``python -m bench.reliability``; a plain test run writes nothing).
 """
 
 from __future__ import annotations

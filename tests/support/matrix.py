@@ -1,5 +1,6 @@
 """The fault table every reliability test shares, the calls that run a row
-against the emulator, leak checks, and the writer of docs/reliability.md.
+against the emulator, leak checks, and the writer of the reliability report
+(docs/reliability.md, written only when asked: see ``write_section``).
 
 A row names one fault (an emulator directive, or a server that is not
 there), what each provider must make of it (a ``ChatError`` class, or None
@@ -260,30 +261,45 @@ def unclosed_warnings(recorded) -> List[str]:
             if issubclass(w.category, ResourceWarning) or "Unclosed" in str(w.message)]
 
 
-# -- docs/reliability.md ---------------------------------------------------------
+# -- the reliability report (docs/reliability.md) ---------------------------------
+# Every run measures and asserts; only a run that names a report file writes
+# its figures there, so a plain test run leaves the checkout as it found it.
+# ``python -m bench.reliability`` sets the variable to docs/reliability.md.
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+REPORT_ENV = "IPYCHAT_RELIABILITY_REPORT"
 SECTIONS = ("fault-matrix", "fault-matrix-kernel", "security", "xss", "soak", "load")
 HEADER = """# Reliability and security
 
-Written by the tests (`python -m pytest tests/test_fault_matrix.py
-tests/test_fault_matrix_kernel.py tests/test_soak.py tests/test_load.py
-tests/test_xss_browser.py`); each section is replaced by the test module that
+Written by the tests (`python -m bench.reliability` runs
+tests/test_fault_matrix.py tests/test_fault_matrix_kernel.py tests/test_soak.py
+tests/test_load.py tests/test_xss_browser.py with `IPYCHAT_RELIABILITY_REPORT`
+naming this file); each section is replaced by the test module that
 measures it. Tables are deterministic; the soak and load figures are
 measurements of the last run on the machine named there.
 """
 
 
-def write_section(key: str, body: str) -> None:
-    """Replace section ``key`` of docs/reliability.md, keeping the others."""
-    text = DOC.read_text() if DOC.exists() else HEADER
+def report_path() -> Optional[Path]:
+    """The file named by $IPYCHAT_RELIABILITY_REPORT, or None: write nothing."""
+    value = os.environ.get(REPORT_ENV, "").strip()
+    return Path(value) if value else None
+
+
+def write_section(key: str, body: str) -> Optional[Path]:
+    """Replace section ``key`` of the report, keeping the others, if a report
+    is named (``report_path``); return the file written, or None."""
+    path = report_path()
+    if path is None:
+        return None
+    text = path.read_text() if path.exists() else HEADER
     for name in SECTIONS:
         if f"<!-- {name}:start -->" not in text:
             text += f"\n<!-- {name}:start -->\n_Not measured yet._\n<!-- {name}:end -->\n"
     pattern = re.compile(rf"<!-- {key}:start -->.*?<!-- {key}:end -->", re.DOTALL)
     block = f"<!-- {key}:start -->\n{body.strip()}\n<!-- {key}:end -->"
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(pattern.sub(lambda _: block, text))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(pattern.sub(lambda _: block, text))
+    return path
 
 
 def machine() -> str:
