@@ -58,6 +58,21 @@ class Raw:
             events.append((fields.get("event"), fields.get("data")))
         return events
 
+    def strict_sse(self) -> List[tuple]:
+        """(event name or None, parsed data) of every event, asserting the WHATWG
+        framing the emulator promises: UTF-8, ``\\n`` line ends, an optional
+        ``event:`` line then one ``data:`` line per event, a blank line after each."""
+        text = self.body.decode("utf-8")
+        assert text.endswith("\n\n") and "\r" not in text
+        events = []
+        for block in text[:-2].split("\n\n"):
+            lines = block.split("\n")
+            name = lines.pop(0)[len("event: "):] if lines[0].startswith("event: ") else None
+            assert len(lines) == 1 and lines[0].startswith("data: "), block
+            data = lines[0][len("data: "):]
+            events.append((name, data if data == "[DONE]" else json.loads(data)))
+        return events
+
     def lines(self) -> List[dict]:
         return [json.loads(line) for line in self.body.decode("utf-8").splitlines() if line]
 
@@ -75,7 +90,8 @@ async def fetch(method: str, url: str, **kwargs) -> Raw:
                 # them until its end, so that chunks are the server's writes.
                 async for data, chunk_ends in response.content.iter_chunks():
                     pending += data
-                    if chunk_ends:
+                    # The terminating zero-length chunk may be reported on its own.
+                    if chunk_ends and pending:
                         raw.chunks.append(pending)
                         pending = b""
             except aiohttp.ClientPayloadError as err:
@@ -154,13 +170,14 @@ async def send(protocol: str, url: str, text: str, stream: bool = True) -> Raw:
                       headers=ANTHROPIC_HEADERS)
 
 
-async def send_openassistant(url: str, text: str, model: str) -> Raw:
+async def send_openassistant(url: str, text: str, model: str,
+                             sampling: Optional[dict] = None) -> Raw:
     chat = (await post(url + "/api/chat", cookies=OA_COOKIES)).json()["id"]
     prompter = {"chat_id": chat, "content": f"<s>[INST]\n{text}\n[/INST]", "parent_id": None}
     parent = (await post(url + "/api/chat/prompter_message", prompter,
                          cookies=OA_COOKIES)).json()["id"]
     assistant = {"chat_id": chat, "parent_id": parent, "model_config_name": model,
-                 "sampling_parameters": {}, "plugins": []}
+                 "sampling_parameters": sampling or {}, "plugins": []}
     message = (await post(url + "/api/chat/assistant_message", assistant,
                           cookies=OA_COOKIES)).json()["id"]
     return await post(f"{url}/api/chat/events?chat_id={chat}&message_id={message}",

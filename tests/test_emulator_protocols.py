@@ -186,7 +186,8 @@ async def test_anthropic_checks_headers_and_body(emu):
 
 
 async def test_anthropic_stream_events(emu):
-    body = {"model": "claude-3-5-haiku-latest", "max_tokens": 10, "stream": True,
+    # max_tokens cuts the answer (a piece a token): room for all of it.
+    body = {"model": "claude-3-5-haiku-latest", "max_tokens": 1024, "stream": True,
             "system": [{"type": "text", "text": "be brief"}], "messages": user("hello")}
     raw = await post(emu.url + "/v1/messages", body, headers=ANTHROPIC_HEADERS)
     events = raw.sse()
@@ -206,7 +207,7 @@ async def test_anthropic_stream_events(emu):
 
 
 async def test_anthropic_whole_message(emu):
-    body = {"model": "claude-3-5-haiku-latest", "max_tokens": 10, "system": "be brief",
+    body = {"model": "claude-3-5-haiku-latest", "max_tokens": 1024, "system": "be brief",
             "messages": user("hello")}
     reply = (await post(emu.url + "/v1/messages", body, headers=ANTHROPIC_HEADERS)).json()
     assert (reply["type"], reply["role"], reply["stop_reason"]) == (

@@ -1,5 +1,6 @@
 """ipychat's built-in emulator: one aiohttp server on one port that answers
-every chat protocol ipychat speaks, deterministically, with fault injection.
+every chat protocol ipychat speaks, deterministically, with fault injection,
+and with reasoning, usage and finish reasons in each protocol's own form.
 
 Importing this package is cheap; aiohttp is loaded when a server starts.
 

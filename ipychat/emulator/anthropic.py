@@ -1,8 +1,11 @@
 """Anthropic Messages (``POST /v1/messages``): typed SSE events when streamed,
-one message object otherwise."""
+one message object otherwise. Reasoning is a ``thinking`` content block
+(index 0, closed by a ``signature_delta``) before the ``text`` block."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 from typing import List, Optional
 
@@ -10,13 +13,16 @@ from aiohttp import web
 
 from ..messages import last_user_text
 from .inbound import BadRequest, flag_field, json_object, message_list, rejecting
-from .reply import content_text, word_count
+from .plan import Asked
+from .reply import content_text
 from .wire import Framing, Turn, answer, dumps, sse
 
 ROLES = ("user", "assistant")
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                403: "permission_error", 404: "not_found_error", 413: "request_too_large",
                429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+#: The smallest thinking budget the API accepts.
+MIN_BUDGET = 1024
 _ids = itertools.count(1)
 
 
@@ -29,40 +35,73 @@ def known_model(model: str) -> bool:
     return model.startswith("claude") or model == "emulator"
 
 
+def signature(thinking: str) -> str:
+    """A stand-in for the opaque signature of a thinking block: deterministic,
+    base64 like the real one (the SHA-256 of the thinking text)."""
+    return base64.b64encode(hashlib.sha256(thinking.encode("utf-8")).digest()).decode()
+
+
+def event(kind: str, **fields) -> bytes:
+    return sse({"type": kind, **fields}, kind)
+
+
 class AnthropicFraming(Framing):
+    stop_word, length_word = "end_turn", "max_tokens"
+    has_whole = True
+
     def __init__(self, model: str, messages=()):
         self.model = model
         self.id = f"msg_emulator_{next(_ids):06d}"
-        self.input_tokens = word_count(messages)
 
     def message(self, content: list, stop_reason: Optional[str], output_tokens: int) -> dict:
         return {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
                 "content": content, "stop_reason": stop_reason, "stop_sequence": None,
-                "usage": {"input_tokens": self.input_tokens, "output_tokens": output_tokens}}
+                "usage": {"input_tokens": self.plan.input_tokens,
+                          "output_tokens": output_tokens}}
+
+    @property
+    def text_index(self) -> int:
+        return 1 if self.plan.reasoning else 0
+
+    @property
+    def has_text_block(self) -> bool:
+        """A limit that ends the answer inside the thinking leaves no text block."""
+        return bool(self.plan.pieces) or not self.plan.reasoning
 
     def head(self) -> List[bytes]:
-        return [
-            sse({"type": "message_start", "message": self.message([], None, 1)},
-                "message_start"),
-            sse({"type": "content_block_start", "index": 0,
-                 "content_block": {"type": "text", "text": ""}}, "content_block_start"),
-            sse({"type": "ping"}, "ping"),
-        ]
+        first = ({"type": "thinking", "thinking": ""} if self.plan.reasoning
+                 else {"type": "text", "text": ""})
+        return [event("message_start", message=self.message([], None, 1)),
+                event("content_block_start", index=0, content_block=first),
+                event("ping")]
+
+    def reasoning(self, piece: str) -> bytes:
+        return event("content_block_delta", index=0,
+                     delta={"type": "thinking_delta", "thinking": piece})
+
+    def between(self) -> List[bytes]:
+        frames = [event("content_block_delta", index=0,
+                        delta={"type": "signature_delta",
+                               "signature": signature(self.plan.thinking)}),
+                  event("content_block_stop", index=0)]
+        if self.has_text_block:
+            frames.append(event("content_block_start", index=1,
+                                content_block={"type": "text", "text": ""}))
+        return frames
 
     def text(self, piece: str) -> bytes:
-        return sse({"type": "content_block_delta", "index": 0,
-                    "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")
+        return event("content_block_delta", index=self.text_index,
+                     delta={"type": "text_delta", "text": piece})
 
-    def tail(self, pieces) -> List[bytes]:
-        return [
-            sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-            sse({"type": "message_delta",
-                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                 "usage": {"output_tokens": len(pieces)}}, "message_delta"),
-        ]
+    def tail(self) -> List[bytes]:
+        stop = [event("content_block_stop", index=self.text_index)] \
+            if self.has_text_block else []
+        return stop + [event("message_delta",
+                             delta={"stop_reason": self.plan.finish, "stop_sequence": None},
+                             usage={"output_tokens": self.plan.output_tokens})]
 
-    def end(self, pieces) -> List[bytes]:
-        return [sse({"type": "message_stop"}, "message_stop")]
+    def end(self) -> List[bytes]:
+        return [event("message_stop")]
 
     def error(self, message: str) -> bytes:
         return sse({"type": "error", "error": {"type": "api_error", "message": message}},
@@ -74,10 +113,15 @@ class AnthropicFraming(Framing):
     def unknown(self) -> bytes:
         return sse({"type": "emulator_unknown"}, "emulator_unknown")
 
-    def whole(self, pieces) -> bytes:
-        text = "".join(pieces)
-        return dumps(self.message([{"type": "text", "text": text}], "end_turn",
-                                  len(text.split())))
+    def whole(self) -> bytes:
+        plan = self.plan
+        content = []
+        if plan.reasoning:
+            content.append({"type": "thinking", "thinking": plan.thinking,
+                            "signature": signature(plan.thinking)})
+        if self.has_text_block:
+            content.append({"type": "text", "text": plan.text})
+        return dumps(self.message(content, plan.finish, plan.output_tokens))
 
     @classmethod
     def error_body(cls, status: int, message: str):
@@ -93,6 +137,27 @@ def system_text(system) -> str:
             for b in system):
         return content_text(system)
     raise BadRequest("system: must be a string or a list of text blocks")
+
+
+def thinking_asks(thinking, max_tokens: int) -> Optional[bool]:
+    """``thinking`` checked as the API does: enabled (with a budget of at least
+    1024 tokens, below ``max_tokens``), adaptive, or disabled."""
+    if thinking is None:
+        return None
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind == "disabled":
+        return False
+    if kind == "adaptive":
+        return True
+    if kind != "enabled":
+        raise BadRequest("thinking: must be an object with type enabled, adaptive or disabled")
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < MIN_BUDGET:
+        raise BadRequest(f"thinking.enabled.budget_tokens: Input should be greater than or "
+                         f"equal to {MIN_BUDGET}")
+    if max_tokens <= budget:
+        raise BadRequest("`max_tokens` must be greater than `thinking.budget_tokens`")
+    return True
 
 
 def check_headers(request: web.Request) -> None:
@@ -127,8 +192,9 @@ async def messages_endpoint(request: web.Request) -> web.StreamResponse:
     if not known_model(model):
         raise BadRequest(f"model: {model}", status=404)
     everything = ([{"role": "system", "content": system}] if system else []) + messages
+    asked = Asked(reasoning=thinking_asks(data.get("thinking"), max_tokens), limit=max_tokens)
     turn = Turn("anthropic", everything, model, AnthropicFraming(model, everything), stream,
-                directive_source=last_user_text(messages))
+                directive_source=last_user_text(messages), asked=asked)
     return await answer(request, turn)
 
 

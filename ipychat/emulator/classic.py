@@ -1,5 +1,7 @@
 """The classic providers' services: Cromicle, OpenAssistant and Vitalentum
-(shared/PROTOCOLS.md has their wire facts)."""
+(shared/PROTOCOLS.md has their wire facts). None has a form for reasoning or
+usage; OpenAssistant's ``max_new_tokens`` and Vitalentum's ``max_tokens`` cut
+the answer."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from typing import Dict, List, Optional
 from aiohttp import web
 
 from ..messages import last_user_text
-from .inbound import BadRequest, json_object, rejecting, text_field
+from .inbound import BadRequest, json_object, limit_field, rejecting, text_field
 from .openai_api import OpenAIFraming
+from .plan import Asked
 from .reply import flattened_directive_source, unflatten
 from .wire import INVALID_BYTES, STATE, Framing, Turn, answer, dumps, sse
 
@@ -63,6 +66,8 @@ class OAChats:
     def __init__(self):
         self.chats: Dict[str, Dict[str, dict]] = {}
         self.deleted: List[str] = []
+        #: Each assistant message's ``max_new_tokens``, for when it is streamed.
+        self.limits: Dict[str, Optional[int]] = {}
         self._ids = itertools.count(1)
 
     def new_id(self, kind: str) -> str:
@@ -75,6 +80,9 @@ class OAChats:
 
 
 class OAEvents(Framing):
+    """``data: {...}`` events, each followed by a blank line (valid SSE); the
+    stream has no finish reason, so a cut shows only in the text."""
+
     def __init__(self, message_id: str):
         self.message_id = message_id
 
@@ -84,9 +92,9 @@ class OAEvents(Framing):
     def text(self, piece: str) -> bytes:
         return sse({"event_type": "token", "text": piece})
 
-    def end(self, pieces) -> List[bytes]:
+    def end(self) -> List[bytes]:
         message = {"id": self.message_id, "role": "assistant", "state": "complete",
-                   "content": "".join(pieces)}
+                   "content": self.plan.text}
         return [sse({"event_type": "message", "message": message})]
 
     def error(self, message: str) -> bytes:
@@ -159,12 +167,16 @@ async def oa_assistant(request: web.Request, chats: OAChats) -> web.Response:
     if role_of(messages, parent_id) != "prompter":
         raise BadRequest(f"parent message {parent_id!r} not found in this chat")
     model = text_field(data, "model_config_name")
-    if not isinstance(data.get("sampling_parameters", {}), dict):
+    sampling = data.get("sampling_parameters", {})
+    if not isinstance(sampling, dict):
         raise BadRequest("'sampling_parameters' must be an object")
+    limit = limit_field(sampling, "max_new_tokens", "sampling_parameters.")
     message = {"id": chats.new_id("msg"), "role": "assistant", "state": "pending",
                "parent_id": parent_id, "chat_id": data["chat_id"], "model_name": model,
                "created_at": CREATED_AT}
     messages[message["id"]] = message
+    # Kept aside, not in the reply: the real service does not echo sampling parameters.
+    chats.limits[message["id"]] = limit
     return json_reply(message)
 
 
@@ -180,7 +192,8 @@ async def oa_events(request: web.Request, chats: OAChats) -> web.StreamResponse:
     message["state"] = "in_progress"
     prompt = oa_prompt(messages[message["parent_id"]]["content"])
     turn = Turn("openassistant", unflatten(prompt), message["model_name"], OAEvents(message_id),
-                directive_source=flattened_directive_source(prompt))
+                directive_source=flattened_directive_source(prompt),
+                asked=Asked(limit=chats.limits.get(message_id)))
     response = await answer(request, turn)
     message["state"] = "complete"
     return response
@@ -237,7 +250,8 @@ async def vitalentum_converse(request: web.Request) -> web.StreamResponse:
                                     or not isinstance(temperature, (int, float))):
         raise BadRequest("'temperature' must be a number")
     turn = Turn("vitalentum", messages, None, VitalentumFraming("gpt-3.5-turbo", messages),
-                directive_source=last_user_text(messages))
+                directive_source=last_user_text(messages),
+                asked=Asked(limit=limit_field(data, "max_tokens")))
     return await answer(request, turn)
 
 

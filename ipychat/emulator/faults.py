@@ -9,12 +9,23 @@ the one that answers (for OpenAssistant: ``/api/chat/events``); a request the
 emulator rejects does not use up queued faults.
 
 Keys: delay=S, chunks=N, status=NNN [body=TEXT], error_event, after=K (where
-mid-stream faults happen, default 1), stall_first=S, stall_mid=S, drop,
-malformed, split_utf8, invalid_utf8, big_line=N, empty, no_end,
-unknown_event, model_missing=N (the first N requests answer Lockchat's
-"model does not exist" line: counted per identical message list for a
-directive, since a retry carries it again; per queued entry otherwise, whose
-count then defaults to N).
+mid-stream faults happen, counted over reasoning and answer pieces, default
+1), stall_first=S, stall_mid=S, drop, malformed, split_utf8, invalid_utf8,
+big_line=N, empty, no_end, unknown_event, model_missing=N (the first N
+requests answer Lockchat's "model does not exist" line: counted per
+identical message list for a directive, since a retry carries it again; per
+queued entry otherwise, whose count then defaults to N).
+
+What the answer carries besides its text (``plan.py`` applies them):
+reasoning=N (N words of reasoning before the answer, ``reply.reasoning_text``;
+0 turns off what the request asked for; OpenAI, Anthropic and Ollama only),
+think_form=reasoning_content|reasoning|tags (how OpenAI sends it), split_tags
+(with think_form=tags: piece boundaries inside ``<think>`` and ``</think>``),
+finish=WORD (the finish/stop reason reported, as written), no_limit (ignore
+the request's token limit), no_usage (no usage chunk even when asked),
+reject_stream_options (HTTP 400 to an OpenAI request carrying
+``stream_options``), whole (a streaming request gets the non-streamed JSON
+where the protocol has one: the OpenAI shapes, Anthropic, Ollama).
 """
 
 from __future__ import annotations
@@ -58,6 +69,14 @@ class Faults:
     no_end: bool = False
     unknown_event: bool = False
     model_missing: int = 0
+    reasoning: Optional[int] = None
+    think_form: Optional[str] = None
+    split_tags: bool = False
+    finish: Optional[str] = None
+    no_limit: bool = False
+    no_usage: bool = False
+    reject_stream_options: bool = False
+    whole: bool = False
     #: Set by the server, not by users: this request answers the model-missing quirk.
     quirk: bool = False
 
@@ -68,7 +87,10 @@ class Faults:
 
 NO_FAULTS = Faults()
 FLAGS = ("error_event", "drop", "malformed", "split_utf8", "invalid_utf8", "empty", "no_end",
-         "unknown_event")
+         "unknown_event", "split_tags", "no_limit", "no_usage", "reject_stream_options", "whole")
+#: How an OpenAI-compatible server may send reasoning: the field of ``delta``
+#: (DeepSeek, vLLM; Ollama's /v1 and OpenRouter), or ``<think>`` tags in the content.
+THINK_FORMS = ("reasoning_content", "reasoning", "tags")
 
 
 def _seconds(value) -> float:
@@ -97,6 +119,19 @@ def _status(value) -> int:
     return number
 
 
+def _word(value) -> str:
+    word = "" if isinstance(value, bool) else str(value)  # a bare ``finish`` says nothing
+    if not word.strip():
+        raise ValueError("must not be empty")
+    return word
+
+
+def _think_form(value) -> str:
+    if value not in THINK_FORMS:
+        raise ValueError(f"must be one of {', '.join(THINK_FORMS)}")
+    return value
+
+
 def _flag(value) -> bool:
     if isinstance(value, bool):
         return value
@@ -111,6 +146,7 @@ CONVERTERS = {
     "delay": _seconds, "stall_first": _seconds, "stall_mid": _seconds,
     "chunks": _count(1_000_000), "after": _count(1_000_000), "big_line": _count(MAX_BIG_LINE),
     "model_missing": _count(1000), "status": _status, "body": str,
+    "reasoning": _count(100_000), "think_form": _think_form, "finish": _word,
     **{flag: _flag for flag in FLAGS},
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from aiohttp import web
 
@@ -81,4 +81,14 @@ def flag_field(data: dict, key: str, default: bool) -> bool:
         return default
     if not isinstance(value, bool):
         raise BadRequest(f"'{key}' must be true or false")
+    return value
+
+
+def limit_field(data: dict, key: str, where: str = "") -> Optional[int]:
+    """A token limit: None when absent, else a whole number of at least 1."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest(f"'{where}{key}' must be a whole number of at least 1")
     return value

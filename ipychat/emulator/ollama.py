@@ -1,16 +1,18 @@
 """Ollama's native API under ``/ollama`` (``/api/chat`` is OpenAssistant's here):
-``POST /ollama/api/chat`` answers newline-delimited JSON, ``GET /ollama/api/tags``."""
+``POST /ollama/api/chat`` answers newline-delimited JSON, ``GET /ollama/api/tags``.
+Reasoning (asked by ``think``) goes in ``message.thinking`` lines before the
+content lines; ``options.num_predict`` limits the answer."""
 
 from __future__ import annotations
 
 from hashlib import sha256
-from typing import List
+from typing import List, Optional
 
 from aiohttp import web
 
 from ..messages import last_user_text
 from .inbound import BadRequest, flag_field, json_object, message_list, rejecting
-from .reply import word_count
+from .plan import Asked
 from .wire import Framing, Turn, answer, dumps
 
 PREFIX = "/ollama"
@@ -19,6 +21,8 @@ MODELS = ("emulator:latest", "llama3.2:latest", "llama3.1:8b", "qwen2.5:0.5b",
 ROLES = ("system", "user", "assistant", "tool")
 CREATED_AT = "2024-01-01T00:00:00Z"
 MODIFIED_AT = "2024-01-01T00:00:00+00:00"
+#: ``think`` may be a level instead of true (gpt-oss takes only levels).
+THINK_LEVELS = ("low", "medium", "high")
 
 
 def full_name(model: str) -> str:
@@ -32,27 +36,34 @@ def line(value) -> bytes:
 
 class NDJSONFraming(Framing):
     content_type = "application/x-ndjson"
+    has_whole = True
 
     def __init__(self, model: str, messages=()):
         self.model = model
-        self.prompt_tokens = word_count(messages)
 
-    def message_line(self, content: str, done: bool) -> dict:
-        return {"model": self.model, "created_at": CREATED_AT,
-                "message": {"role": "assistant", "content": content}, "done": done}
+    def message_line(self, content: str, done: bool, thinking: Optional[str] = None) -> dict:
+        message = {"role": "assistant", "content": content}
+        if thinking is not None:
+            message["thinking"] = thinking
+        return {"model": self.model, "created_at": CREATED_AT, "message": message,
+                "done": done}
+
+    def reasoning(self, piece: str) -> bytes:
+        return line(self.message_line("", False, piece))
 
     def text(self, piece: str) -> bytes:
         return line(self.message_line(piece, False))
 
-    def final(self, content: str, count: int) -> dict:
+    def final(self, content: str, thinking: Optional[str] = None) -> dict:
         # Durations in nanoseconds, as Ollama reports them; fixed so answers are reproducible.
-        return {**self.message_line(content, True), "done_reason": "stop",
+        plan = self.plan
+        return {**self.message_line(content, True, thinking), "done_reason": plan.finish,
                 "total_duration": 1_000_000, "load_duration": 100_000,
-                "prompt_eval_count": self.prompt_tokens, "prompt_eval_duration": 200_000,
-                "eval_count": count, "eval_duration": 700_000}
+                "prompt_eval_count": plan.input_tokens, "prompt_eval_duration": 200_000,
+                "eval_count": plan.output_tokens, "eval_duration": 700_000}
 
-    def end(self, pieces) -> List[bytes]:
-        return [line(self.final("", len(pieces)))]
+    def end(self) -> List[bytes]:
+        return [line(self.final(""))]
 
     def error(self, message: str) -> bytes:
         return line({"error": message})
@@ -64,9 +75,9 @@ class NDJSONFraming(Framing):
         return line({"model": self.model, "created_at": CREATED_AT,
                      "status": "emulator_unknown", "done": False})
 
-    def whole(self, pieces) -> bytes:
-        text = "".join(pieces)
-        return dumps(self.final(text, len(text.split())))
+    def whole(self) -> bytes:
+        plan = self.plan
+        return dumps(self.final(plan.text, plan.thinking if plan.reasoning else None))
 
     @classmethod
     def error_body(cls, status: int, message: str):
@@ -86,15 +97,36 @@ async def chat(request: web.Request) -> web.StreamResponse:
         raise BadRequest("model is required")
     if full_name(model) not in MODELS:
         return model_not_found(model)
-    if data.get("options") is not None and not isinstance(data["options"], dict):
+    options = {} if data.get("options") is None else data["options"]
+    if not isinstance(options, dict):
         raise BadRequest("options must be an object")
     stream = flag_field(data, "stream", True)
+    asked = Asked(reasoning=think_asks(data.get("think")),
+                  limit=num_predict(options.get("num_predict")))
     if not data.get("messages"):
         return loaded(model)
     messages = message_list(data["messages"], ROLES)
     turn = Turn("ollama", messages, model, NDJSONFraming(model, messages), stream,
-                directive_source=last_user_text(messages))
+                directive_source=last_user_text(messages), asked=asked)
     return await answer(request, turn)
+
+
+def think_asks(think) -> Optional[bool]:
+    if think is None or isinstance(think, bool):
+        return think
+    if isinstance(think, str) and think in THINK_LEVELS:
+        return True
+    raise BadRequest(f"invalid think value {think!r}: use true, false, or one of "
+                     f"{', '.join(THINK_LEVELS)}")
+
+
+def num_predict(value) -> Optional[int]:
+    """The token limit; a negative one means none (-1 endless, -2 fill the context)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest("option num_predict must be a whole number")
+    return value if value >= 0 else None
 
 
 def loaded(model: str) -> web.Response:

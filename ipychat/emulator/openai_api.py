@@ -1,5 +1,9 @@
 """OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``); Lockchat
-speaks the same protocol and is told apart by its ``ChatX/`` User-Agent."""
+speaks the same protocol and is told apart by its ``ChatX/`` User-Agent.
+
+Only the ``openai`` protocol honours ``reasoning_effort`` and ``stream_options``
+(and sends reasoning or a usage chunk); Lockchat, like Vitalentum, gets the
+token limit and the finish reason only."""
 
 from __future__ import annotations
 
@@ -9,14 +13,20 @@ from typing import List, Optional
 from aiohttp import web
 
 from ..messages import last_user_text
-from .inbound import BadRequest, flag_field, json_object, message_list, rejecting, text_field
-from .reply import word_count
+from .inbound import (BadRequest, flag_field, json_object, limit_field, message_list,
+                      rejecting, text_field)
+from .plan import Asked
 from .wire import Framing, Turn, answer, dumps, sse
 
 MODELS = ("gpt-3.5-turbo", "gpt-4", "gpt-4o", "gpt-4o-mini", "emulator")
 ROLES = ("system", "developer", "user", "assistant", "tool")
 #: A fixed timestamp keeps every answer byte-for-byte reproducible.
 CREATED = 1700000000
+#: ``reasoning_effort`` values that ask for no reasoning.
+EFFORT_OFF = ("none", "minimal")
+#: Where each reasoning form goes in a chunk's ``delta`` (tags go in the content).
+REASONING_KEYS = {"reasoning_content": "reasoning_content", "reasoning": "reasoning",
+                  "tags": "content"}
 _ids = itertools.count(1)
 
 
@@ -33,29 +43,50 @@ def error_type(status: int) -> str:
 class OpenAIFraming(Framing):
     """Chat-completion chunks over SSE, ending with ``data: [DONE]``."""
 
+    has_whole = True
+
     def __init__(self, model: Optional[str] = None, messages=()):
         self.model = model
         self.id = f"chatcmpl-emulator-{next(_ids)}"
-        self.prompt_tokens = word_count(messages)
+
+    def envelope(self, kind: str) -> dict:
+        return {"id": self.id, "object": kind, "created": CREATED, "model": self.model,
+                "system_fingerprint": "fp_emulator"}
 
     def chunk(self, delta: dict, finish: Optional[str] = None) -> dict:
-        return {
-            "id": self.id, "object": "chat.completion.chunk", "created": CREATED,
-            "model": self.model, "system_fingerprint": "fp_emulator",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
+        chunk = {**self.envelope("chat.completion.chunk"),
+                 "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                              "finish_reason": finish}]}
+        if self.plan.usage:  # as OpenAI does: null in every chunk but the usage one
+            chunk["usage"] = None
+        return chunk
 
     def head(self) -> List[bytes]:
         return [sse(self.chunk({"role": "assistant", "content": ""}))]
 
+    def reasoning(self, piece: str) -> bytes:
+        return sse(self.chunk({REASONING_KEYS[self.plan.form]: piece}))
+
     def text(self, piece: str) -> bytes:
         return sse(self.chunk({"content": piece}))
 
-    def tail(self, pieces) -> List[bytes]:
-        return [sse(self.chunk({}, "stop"))]
+    def tail(self) -> List[bytes]:
+        frames = [sse(self.chunk({}, self.plan.finish))]
+        if self.plan.usage:
+            frames.append(sse({**self.envelope("chat.completion.chunk"), "choices": [],
+                               "usage": self.usage()}))
+        return frames
 
-    def end(self, pieces) -> List[bytes]:
+    def end(self) -> List[bytes]:
         return [b"data: [DONE]\n\n"]
+
+    def usage(self) -> dict:
+        plan = self.plan
+        usage = {"prompt_tokens": plan.input_tokens, "completion_tokens": plan.output_tokens,
+                 "total_tokens": plan.input_tokens + plan.output_tokens}
+        if plan.reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": len(plan.reasoning)}
+        return usage
 
     def error(self, message: str) -> bytes:
         return sse({"error": {"message": message, "type": "server_error", "param": None,
@@ -71,16 +102,18 @@ class OpenAIFraming(Framing):
         return sse({"error": {"message": message, "type": "invalid_request_error",
                               "param": None, "code": "model_not_found"}})
 
-    def whole(self, pieces) -> bytes:
-        text = "".join(pieces)
-        completion = len(text.split())
+    def whole(self) -> bytes:
+        plan = self.plan
+        message = {"role": "assistant", "content": plan.text, "refusal": None}
+        if plan.reasoning and plan.form == "tags":
+            message["content"] = plan.thinking + plan.text
+        elif plan.reasoning:
+            message[REASONING_KEYS[plan.form]] = plan.thinking
         return dumps({
-            "id": self.id, "object": "chat.completion", "created": CREATED, "model": self.model,
-            "system_fingerprint": "fp_emulator",
-            "choices": [{"index": 0, "logprobs": None, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": text, "refusal": None}}],
-            "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion,
-                      "total_tokens": self.prompt_tokens + completion},
+            **self.envelope("chat.completion"),
+            "choices": [{"index": 0, "logprobs": None, "finish_reason": plan.finish,
+                         "message": message}],
+            "usage": self.usage(),
         })
 
     @classmethod
@@ -109,8 +142,29 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return model_missing(model)
     protocol = "lockchat" if is_lockchat(request) else "openai"
     turn = Turn(protocol, messages, model, OpenAIFraming(model, messages), stream,
-                directive_source=last_user_text(messages))
+                directive_source=last_user_text(messages), asked=asked(data, protocol))
     return await answer(request, turn)
+
+
+def asked(data: dict, protocol: str) -> Asked:
+    """What the body asks for besides the answer (``max_completion_tokens``, the
+    newer name, wins over ``max_tokens``)."""
+    newer, older = limit_field(data, "max_completion_tokens"), limit_field(data, "max_tokens")
+    limit = older if newer is None else newer
+    if protocol != "openai":
+        return Asked(limit=limit)
+    options = data.get("stream_options")
+    return Asked(reasoning=effort_asks(data.get("reasoning_effort")), limit=limit,
+                 include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+                 stream_options="stream_options" in data)
+
+
+def effort_asks(effort) -> Optional[bool]:
+    if effort is None:
+        return None
+    if not isinstance(effort, str):
+        raise BadRequest("'reasoning_effort' must be a string")
+    return effort.lower() not in EFFORT_OFF
 
 
 def model_object(model: str) -> dict:

@@ -1,5 +1,6 @@
 """What the emulator answers: a short, deterministic Markdown text that shows
-what it received, and how that text is cut into streamed pieces.
+what it received, the reasoning it may send first, and how both are cut into
+streamed pieces.
 
 Pure functions only, so a test computes the exact text a request will get.
 """
@@ -21,6 +22,13 @@ CLOSING = (
     "This is ipychat's built-in emulator, not a language model. To get real answers, "
     "pick a real provider (or pass base_url=) and give it an API key or cookies where it needs them."
 )
+
+#: The reasoning text is these words, cycled: ``reasoning_text(12)`` is one sentence.
+REASONING_WORDS = ("Let", "me", "think", "about", "this", "request", "step", "by", "step",
+                   "before", "I", "answer.")
+#: Words of reasoning when the request asks for some and no directive says how many.
+DEFAULT_REASONING = len(REASONING_WORDS)
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>\n\n"
 
 _ROLE_LINE = re.compile(r"^(System|User|Assistant): ", re.MULTILINE)
 _PIECE = re.compile(r"\S+\s*|\s+")
@@ -84,6 +92,43 @@ def answer_pieces(protocol: str, messages, model: Optional[str], faults=None) ->
     if faults is not None and faults.big_line:
         pieces.insert(min(faults.after, len(pieces)), "x" * faults.big_line)
     return pieces
+
+
+def reasoning_text(words: int) -> str:
+    """``words`` words of deterministic reasoning, cycling ``REASONING_WORDS``."""
+    cycle = len(REASONING_WORDS)
+    return " ".join(REASONING_WORDS[i % cycle] for i in range(words))
+
+
+def reasoning_pieces(words: int) -> List[str]:
+    """The reasoning as streamed: one piece per word, so ``words`` pieces."""
+    return split_pieces(reasoning_text(words))
+
+
+def tagged_pieces(reasoning: List[str], split_tags: bool = False) -> List[str]:
+    """Reasoning pieces inside ``<think>...</think>\\n\\n``, the tags pieces of their own
+    (two more pieces). ``split_tags`` moves both tag boundaries inside the tags
+    (``<th`` | ``ink>...``, ``...</th`` | ``ink>\\n\\n``), as a tokenizer may cut them."""
+    if not reasoning:
+        return []
+    pieces = [THINK_OPEN, *reasoning, THINK_CLOSE]
+    if not split_tags:
+        return pieces
+    text = "".join(pieces)
+    bounds = _bounds(pieces)
+    close = len(text) - len(THINK_CLOSE)
+    bounds = (bounds - {len(THINK_OPEN), close}) | {3, close + 4}
+    cuts = [0, *sorted(bounds)]
+    return [text[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
+def _bounds(pieces: List[str]) -> set:
+    """Where one piece ends and the next begins, as offsets in the joined text."""
+    ends, at = set(), 0
+    for piece in pieces:
+        at += len(piece)
+        ends.add(at)
+    return ends
 
 
 def answer_text(protocol: str, messages, model: Optional[str], faults=None) -> str:

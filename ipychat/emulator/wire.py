@@ -1,21 +1,22 @@
 """From an understood request to bytes on the wire, with its faults applied.
 
-Each protocol supplies a ``Framing`` (how text, errors and end markers look in
-its stream); everything about timing, faults and cut connections is here once.
+Each protocol supplies a ``Framing`` (how reasoning, text, errors, usage and
+end markers look in its stream); ``plan.py`` decides what the answer carries;
+everything about timing, faults and cut connections is here once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import List, Optional, Tuple, Union
 
 from aiohttp import web
 
 from .faults import FaultBook, FaultError, Faults, parse_directives
-from .reply import answer_pieces
+from .plan import Asked, Plan, make_plan
 from .requestlog import Recorded, RequestLog
 
 #: Stands for the invalid bytes while a frame is built as text.
@@ -23,6 +24,8 @@ _INVALID_MARK = "@@emulator-invalid-utf8@@"
 INVALID_BYTES = b"\xff\xfe"
 #: How long a handler waits for its own dropped connection to cancel it.
 DROP_GRACE = 2.0
+#: What old OpenAI-compatible servers answer to a field they do not know.
+STREAM_OPTIONS_REJECTED = "Unrecognized request argument supplied: stream_options"
 
 
 @dataclass
@@ -62,21 +65,41 @@ def fault_message(status: int) -> str:
 
 
 class Framing:
-    """How one protocol frames an answer. Subclasses override what differs."""
+    """How one protocol frames an answer. Subclasses override what differs.
+
+    ``plan`` is the answer being framed: ``planned()`` binds it before any
+    frame is made, so a framing's methods read its pieces, finish word and counts."""
 
     content_type = "text/event-stream"
+    #: The protocol's finish words for a normal end and for a cut by the token limit.
+    stop_word, length_word = "stop", "length"
+    #: Whether the protocol has a non-streamed JSON answer (``whole()``).
+    has_whole = False
+    plan: Plan = Plan()
+
+    def bind(self, plan: Plan) -> "Framing":
+        self.plan = plan
+        return self
 
     def head(self) -> List[bytes]:
+        return []
+
+    def reasoning(self, piece: str) -> bytes:
+        """One piece of reasoning; only asked of protocols that have a form for it."""
+        raise NotImplementedError
+
+    def between(self) -> List[bytes]:
+        """Frames after the reasoning and before the answer."""
         return []
 
     def text(self, piece: str) -> bytes:
         raise NotImplementedError
 
-    def tail(self, pieces: List[str]) -> List[bytes]:
+    def tail(self) -> List[bytes]:
         """Closing frames that are not the end marker."""
         return []
 
-    def end(self, pieces: List[str]) -> List[bytes]:
+    def end(self) -> List[bytes]:
         """The end marker, left out by ``no_end``."""
         return []
 
@@ -93,7 +116,7 @@ class Framing:
     def quirk(self, model: Optional[str]) -> Optional[bytes]:
         return None
 
-    def whole(self, pieces: List[str]) -> bytes:
+    def whole(self) -> bytes:
         """The body of a non-streamed answer."""
         raise NotImplementedError
 
@@ -115,6 +138,7 @@ class Turn:
     framing: Framing
     stream: bool = True
     directive_source: str = ""
+    asked: Asked = field(default_factory=Asked)
 
 
 @dataclass(frozen=True)
@@ -129,22 +153,32 @@ class Drop:
 Step = Union[bytes, Pause, Drop]
 
 
-def stream_steps(framing: Framing, pieces: List[str], faults: Faults, delay: float,
+def stream_steps(framing: Framing, faults: Faults, delay: float,
                  model: Optional[str] = None) -> List[Step]:
+    """The timed frames of ``framing.plan``; mid-stream faults come after
+    ``faults.after`` pieces, reasoning and answer counted together."""
+    plan = framing.plan
     steps: List[Step] = list(framing.head())
     quirk = framing.quirk(model) if faults.quirk else None
     if quirk is not None:
-        return steps + [quirk] + framing.end(pieces)
-    at = min(faults.after, len(pieces))
-    for i, piece in enumerate(pieces):
+        return steps + [quirk] + framing.end()
+    frames = [framing.reasoning(p) for p in plan.reasoning] + [framing.text(p)
+                                                                for p in plan.pieces]
+    opening = len(plan.reasoning) if plan.reasoning else None  # where between() goes
+    at = min(faults.after, len(frames))
+    for i, frame in enumerate(frames):
         if i == at and _mid(steps, framing, faults):
             return steps
         if i and delay:
             steps.append(Pause(delay))
-        steps.append(framing.text(piece))
-    if at == len(pieces) and _mid(steps, framing, faults):
+        if i == opening:
+            steps.extend(framing.between())
+        steps.append(frame)
+    if at == len(frames) and _mid(steps, framing, faults):
         return steps
-    return steps + framing.tail(pieces) + ([] if faults.no_end else framing.end(pieces))
+    if opening == len(frames):  # the limit left reasoning only
+        steps.extend(framing.between())
+    return steps + framing.tail() + ([] if faults.no_end else framing.end())
 
 
 def _mid(steps: List[Step], framing: Framing, faults: Faults) -> bool:
@@ -167,13 +201,14 @@ def _mid(steps: List[Step], framing: Framing, faults: Faults) -> bool:
     return False
 
 
-def whole_steps(framing: Framing, pieces: List[str], faults: Faults) -> Tuple[List[Step], int]:
+def whole_steps(framing: Framing, faults: Faults) -> Tuple[List[Step], int]:
     """A non-streamed body and the Content-Length it announces; mid-stream
     faults land halfway through it."""
-    text = "".join(pieces)
+    plan = framing.plan
     if faults.invalid_utf8:
-        text = text[:1] + _INVALID_MARK + text[1:]
-    body = framing.whole([text]).replace(_INVALID_MARK.encode(), INVALID_BYTES)
+        text = plan.text[:1] + _INVALID_MARK + plan.text[1:]
+        framing.bind(replace(plan, pieces=(text,)))
+    body = framing.whole().replace(_INVALID_MARK.encode(), INVALID_BYTES)
     half = len(body) // 2
     steps: List[Step] = [body[:half]]
     if faults.stall_mid:
@@ -245,14 +280,17 @@ async def answer(request: web.Request, turn: Turn) -> web.StreamResponse:
     state.log.note(request[RECORD], faults=faults.active())
     if faults.stall_first:
         await asyncio.sleep(faults.stall_first)
+    streamed = turn.stream and not (faults.whole and turn.framing.has_whole)
     # A non-streamed answer has no in-band error: it becomes an error status.
-    status = faults.status or (500 if faults.error_event and not turn.stream else None)
+    status = faults.status or (500 if faults.error_event and not streamed else None)
     if status:
         return error_response(turn.framing, status, fault_message(status), faults.body)
+    if faults.reject_stream_options and turn.asked.stream_options:
+        return error_response(turn.framing, 400, STREAM_OPTIONS_REJECTED)
     if faults.empty:
         return web.Response(status=200, body=b"",
                             headers={"Content-Type": turn.framing.content_type})
-    response, steps = planned(turn, faults, state.delay)
+    response, steps = planned(turn, faults, state.delay, streamed)
     try:
         await response.prepare(request)
         await perform(request, response, steps, faults.split_utf8)
@@ -264,15 +302,16 @@ async def answer(request: web.Request, turn: Turn) -> web.StreamResponse:
     return response
 
 
-def planned(turn: Turn, faults: Faults, delay: float) -> Tuple[web.StreamResponse, List[Step]]:
+def planned(turn: Turn, faults: Faults, delay: float,
+            streamed: bool) -> Tuple[web.StreamResponse, List[Step]]:
     """The response to prepare and the steps that write its body."""
-    pieces = answer_pieces(turn.protocol, turn.messages, turn.model, faults)
-    if turn.stream:
+    turn.framing.bind(make_plan(turn, faults))
+    if streamed:
         delay = delay if faults.delay is None else faults.delay
-        steps = stream_steps(turn.framing, pieces, faults, delay, turn.model)
+        steps = stream_steps(turn.framing, faults, delay, turn.model)
         return web.StreamResponse(headers={"Content-Type": turn.framing.content_type,
                                            "Cache-Control": "no-cache"}), steps
-    steps, length = whole_steps(turn.framing, pieces, faults)
+    steps, length = whole_steps(turn.framing, faults)
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     if not faults.split_utf8:  # chunked instead, so the cuts stay visible as HTTP chunks
         response.content_length = length
