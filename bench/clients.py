@@ -147,13 +147,15 @@ def provider(name: str):
 
 
 def target(name: str):
-    """Like ``provider`` but through ``Target.stream``, the stack ``%%chat`` uses."""
+    """Like ``provider`` but through ``Target.stream``, the stack ``%%chat`` uses
+    (its events; the text ones kept)."""
     from ipychat.targets import resolve
 
     async def consume(base: str) -> list:
         parts = []
-        async for text in resolve(name, base_url=base, demo=False).stream(MESSAGES):
-            parts.append(text)
+        async for event in resolve(name, base_url=base, demo=False).stream(MESSAGES):
+            if event.kind == "text":
+                parts.append(event.text)
         return parts
 
     consume.__name__ = f"ipychat_target_{name}"

@@ -52,8 +52,10 @@ def chat_call(base: str, fmt: str = "markdown", provider: str = "lockchat") -> s
     """``%%chat`` exactly as its input transformer rewrites it: ``await`` of the magic.
 
     ``--no-history``: repeated runs must not send ever longer histories.
+    ``--no-stats``: the baselines show the answer only, so the output compared is the same.
     """
-    line = f"-p {provider} --base-url {base} --no-history --format {fmt} -o _bench_out"
+    line = (f"-p {provider} --base-url {base} --no-history --no-stats --format {fmt} "
+            "-o _bench_out")
     return f"await get_ipython().run_cell_magic('chat', {line!r}, 'hi')"
 
 
@@ -75,7 +77,8 @@ def once_body(base: str, fmt: str = "markdown", provider: str = "lockchat") -> s
     return "\n".join([
         "from ipychat.render import bundle as _bb",
         "from IPython.display import display as _bd",
-        f"_bench_out = ''.join([_t async for _t in {_stream_expr(base, provider)}])",
+        f"_bench_out = ''.join([_e.text async for _e in {_stream_expr(base, provider)} "
+        "if _e.kind == 'text'])",
         f"_bd(_bb(_bench_out, {fmt!r}), raw=True, display_id=True)",
     ])
 

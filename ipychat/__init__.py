@@ -15,6 +15,7 @@ _LAZY = {
     "ChatPanel": ("ipychat.panel", "ChatPanel"),
     "Conversation": ("ipychat.session", "Conversation"),
     "get_provider": ("ipychat.providers", "get_provider"),
+    "last_result": ("ipychat.answer", "last_result"),
     "list_providers": ("ipychat.providers", "list_providers"),
     "start_emulator": ("ipychat.emulator", "start_emulator"),
 }

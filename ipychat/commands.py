@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import errors
 from .options import ChatOptions, parse
 
-SUBCOMMANDS = ("providers", "use", "history", "reset", "demo", "panel", "stop")
+SUBCOMMANDS = ("providers", "use", "history", "last", "reset", "demo", "panel", "stop")
 
 
 def run(magics, line: str):
@@ -83,7 +83,8 @@ def _use(magics, rest: str):
 def _describe(opts: ChatOptions, magics) -> str:
     provider = opts.provider or magics.default_provider or "(zero-config)"
     parts = [f"provider={provider}"]
-    for name in ("model", "temperature", "base_url", "format"):
+    for name in ("model", "temperature", "max_tokens", "reasoning", "params", "base_url",
+                 "format"):
         value = getattr(opts, name)
         if value is not None:
             parts.append(f"{name}={value}")
@@ -100,8 +101,29 @@ def _history(magics, rest: str):
         return _show("No history yet.")
     lines = [f"system: {conversation.system}"] if conversation.system else []
     for turn in conversation.turns:
-        lines += [f"user: {turn.prompt}", f"assistant ({turn.provider}): {turn.answer}"]
+        lines += [f"user: {turn.prompt}", f"assistant ({turn.provider}): {turn.text}"]
     return _show("\n".join(lines))
+
+
+def _last(magics, rest: str):
+    from .answer import last_result
+
+    answer = last_result()
+    if answer is None:
+        return _show("No answer yet.")
+    rows = [("status", answer.status + (f": {answer.error}" if answer.error else "")),
+            ("stats", answer.stats()), ("finish reason", answer.finish_reason or "not reported"),
+            ("input tokens", _reported(answer.usage.get("input_tokens"))),
+            ("output tokens", _reported(answer.usage.get("output_tokens"))),
+            ("reasoning", f"{len(answer.reasoning.split()):,} words" if answer.reasoning
+             else "none"),
+            ("text", f"{len(answer.text):,} characters")]
+    text = "\n".join(f"{key}: {value}" for key, value in rows)
+    return _show(text + "\nIn Python: ipychat.last_result()")
+
+
+def _reported(value) -> str:
+    return "not reported" if value is None else f"{value:,}"
 
 
 def _reset(magics, rest: str):

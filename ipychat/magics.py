@@ -14,9 +14,10 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
 from . import commands, errors, runner
+from .answer import Answer
 from .options import FORMATS, ChatOptions, chat_arguments, interpolate, parse
-from .render import StreamView, TerminalView
-from .session import Interrupted, Turn, default_conversation, stream_into
+from .render import REASONING_MODES, StreamView, TerminalView
+from .session import Feed, Interrupted, default_conversation, stream_into
 
 
 @magics_class
@@ -30,8 +31,8 @@ class ChatMagics(Magics):
 
     ``{name}`` is replaced by that variable's value; ``{{`` and ``}}`` escape.
 
-    Line magic: ``%chat providers | use NAME [options] | history | reset |
-    demo [on|off] | panel | stop``.
+    Line magic: ``%chat providers | use NAME [options] | history | last |
+    reset | demo [on|off] | panel | stop``.
     """
 
     default_provider = Unicode(help="Provider used when a cell names none.").tag(config=True)
@@ -44,6 +45,12 @@ class ChatMagics(Magics):
         config=True)
     format = CaselessStrEnum(FORMATS, default_value="markdown",
                              help="How answers are shown.").tag(config=True)
+    reasoning = CaselessStrEnum(
+        REASONING_MODES, default_value="collapsed",
+        help="How a model's thinking is shown: collapsed (open while it thinks, folded once "
+             "the answer starts), shown, or hidden.").tag(config=True)
+    stats = Bool(True, help="A stats line (model, times, tokens) under each answer.").tag(
+        config=True)
 
     @default("default_provider")
     def _provider_from_env(self):
@@ -69,8 +76,8 @@ class ChatMagics(Magics):
 
         ``{name}`` in the body is replaced by that variable's value (``{{``/``}}``
         escape). Interrupt the kernel to stop an answer; the text so far stays.
-        Line magic: ``%chat providers | use NAME [options] | history | reset |
-        demo [on|off] | panel | stop``.
+        Line magic: ``%chat providers | use NAME [options] | history | last |
+        reset | demo [on|off] | panel | stop``.
         """
         if cell is None:
             return commands.run(self, line)
@@ -93,20 +100,22 @@ class ChatMagics(Magics):
         target = resolve(
             opts.provider or self.default_provider or None,
             model=opts.model or self.default_model or None,
-            options={"temperature": opts.temperature, "api_key_env": opts.api_key_env},
+            options={**opts.body_options(), "api_key_env": opts.api_key_env},
             base_url=opts.base_url, proxy=opts.proxy,
             timeout=opts.timeout or self.timeout, demo=self.demo,
         )
         messages = self.conversation.messages_for(
             prompt, use_history=not opts.no_history, system=opts.system)
-        return Job(opts, prompt, target, messages, self._view(opts, target.note))
+        answer = Answer(prompt, target.label, target.model_label)
+        return Job(opts, target, messages, self._view(opts, target.note), answer)
 
     def _view(self, opts: ChatOptions, header: str):
+        shown = {"reasoning": self.reasoning, "stats": self.stats and not opts.no_stats}
         if not runner.in_kernel(self.shell):
-            return TerminalView(header=header)
+            return TerminalView(header=header, **shown)
         schedule = _loop_scheduler()
         return StreamView(fmt=opts.format or self.format, interval=self.update_interval,
-                          header=header, schedule=schedule)
+                          header=header, schedule=schedule, **shown)
 
     def _awaitable(self, job: "Job"):
         job.view.start()
@@ -121,18 +130,17 @@ class ChatMagics(Magics):
         wake = contextlib.nullcontext() if quiet else runner.wake_for_signals()
         try:
             with wake:
-                text = await stream_into(job.target.stream(job.messages), job.view, describe)
+                await stream_into(job.target.stream(job.messages), job.view, job.answer,
+                                  describe)
         except asyncio.CancelledError:
-            self._record(job, complete=False)
             if quiet:
                 raise
             raise Interrupted("interrupted") from None
         except Exception:
-            self._record(job, complete=False)
-            if quiet:
-                return
-            raise
-        self._record(job, complete=True, text=text)
+            if not quiet:  # a background answer's error is in its mark
+                raise
+        finally:
+            self._record(job)  # an unfinished answer too: last_result(), --out
 
     def _run_blocking(self, job: "Job"):
         if job.opts.background:
@@ -140,35 +148,33 @@ class ChatMagics(Magics):
         from .loopthread import iterate_sync
 
         job.view.start()
-        chunks = iterate_sync(job.target.stream(job.messages), idle=job.view.tick)
+        feed = Feed(job.view, job.answer)
         try:
-            for text in chunks:
-                job.view.append(text)
-        except KeyboardInterrupt:
-            job.view.finish("interrupted")
-            self._record(job, complete=False)
+            for event in iterate_sync(job.target.stream(job.messages), idle=job.view.tick):
+                feed.take(event)
+        except KeyboardInterrupt as err:
+            feed.fail(err)
             raise Interrupted("interrupted") from None
-        except Exception:
-            job.view.finish("cut short: error below")
-            self._record(job, complete=False)
+        except Exception as err:
+            feed.fail(err)
             raise
-        job.view.finish()
-        self._record(job, complete=True)
+        else:
+            feed.done()
+        finally:
+            self._record(job)
 
-    def _record(self, job: "Job", *, complete: bool, text: str | None = None) -> None:
-        text = job.view.text if text is None else text
-        turn = Turn(job.prompt, text, job.target.label, complete)
-        self.conversation.record(turn, remember=not job.opts.no_history)
+    def _record(self, job: "Job") -> None:
+        self.conversation.record(job.answer, remember=not job.opts.no_history)
         if job.opts.out:
-            self.shell.user_ns[job.opts.out] = text
+            self.shell.user_ns[job.opts.out] = job.answer.text
 
 
 class Job:
     """Everything one ``%%chat`` cell needs, resolved before anything is sent."""
 
-    def __init__(self, opts, prompt, target, messages, view):
-        self.opts, self.prompt, self.target = opts, prompt, target
-        self.messages, self.view = messages, view
+    def __init__(self, opts, target, messages, view, answer: Answer):
+        self.opts, self.target, self.messages = opts, target, messages
+        self.view, self.answer = view, answer
 
 
 def _describe_error(err: BaseException) -> str:

@@ -7,6 +7,7 @@ bad option is a ``UsageError``: one line, no traceback.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shlex
@@ -19,6 +20,9 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from . import errors
 
 FORMATS = ("markdown", "text")
+REASONING = ("off", "low", "medium", "high")
+#: Body fields ipychat sets itself: ``--param`` may not change them.
+OWN_FIELDS = ("model", "messages", "stream")
 
 
 @dataclass
@@ -37,14 +41,33 @@ class ChatOptions:
     background: bool = False
     timeout: Optional[float] = None
     api_key_env: Optional[str] = None
+    max_tokens: Optional[int] = None
+    reasoning: Optional[str] = None
+    #: ``--param KEY=VALUE`` body options.
+    params: Optional[dict] = None
+    no_stats: bool = False
 
     def merged_over(self, defaults: "ChatOptions") -> "ChatOptions":
-        """These options, with unset ones taken from ``defaults``."""
+        """These options, with unset ones taken from ``defaults`` (``--param``
+        keys are merged, this cell's winning)."""
         values = {}
         for f in fields(self):
             mine = getattr(self, f.name)
             values[f.name] = mine if mine not in (None, False) else getattr(defaults, f.name)
+        if self.params and defaults.params:
+            values["params"] = {**defaults.params, **self.params}
         return ChatOptions(**values)
+
+    def body_options(self) -> dict:
+        """What reaches the provider besides the prompt: sampling and limits."""
+        found = dict(self.params or {})
+        if self.temperature is not None:
+            found["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            found["max_tokens"] = self.max_tokens
+        if self.reasoning is not None:
+            found["reasoning"] = self.reasoning
+        return found
 
     def __repr__(self) -> str:  # a proxy URL may carry a password
         proxy = errors.hide_credentials(self.proxy) if self.proxy else None
@@ -71,6 +94,16 @@ def chat_arguments(func):
         argument("--format", help="How to show the answer: markdown (default) or text."),
         argument("--background", action="store_true",
                  help="Return at once; the answer keeps streaming into this output."),
+        argument("--max-tokens", dest="max_tokens", metavar="N",
+                 help="Most tokens the answer may have (the provider's default otherwise)."),
+        argument("--reasoning", metavar="LEVEL",
+                 help="Ask the model to think: off, low, medium or high (openai, anthropic, "
+                      "ollama)."),
+        argument("--param", action="append", metavar="KEY=VALUE",
+                 help="Any other body option, e.g. top_p=0.9 or stop='[\"\\n\"]'; VALUE is "
+                      "JSON when it parses as JSON, else text. Repeatable."),
+        argument("--no-stats", dest="no_stats", action="store_true",
+                 help="No stats line (model, times, tokens) under the answer."),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
@@ -100,6 +133,10 @@ def parse(magic_func, line: str) -> ChatOptions:
         background=args.background,
         timeout=_seconds(args.timeout),
         api_key_env=_env_name(args.api_key_env),
+        max_tokens=_max_tokens(args.max_tokens),
+        reasoning=_choice(args.reasoning, REASONING, "--reasoning"),
+        params=_params(args.param),
+        no_stats=args.no_stats,
     )
 
 
@@ -150,9 +187,41 @@ def _env_name(value: Optional[str]) -> Optional[str]:
 
 
 def _format(value: Optional[str]) -> Optional[str]:
-    if value is not None and value not in FORMATS:
-        raise errors.UsageError(f"--format must be one of {', '.join(FORMATS)}, not {value!r}")
+    return _choice(value, FORMATS, "--format")
+
+
+def _choice(value: Optional[str], choices, option: str) -> Optional[str]:
+    if value is not None and value not in choices:
+        raise errors.UsageError(f"{option} must be one of {', '.join(choices)}, not {value!r}")
     return value
+
+
+def _max_tokens(value: Optional[str]) -> Optional[int]:
+    if value is None:
+        return None
+    if not re.fullmatch(r"\s*\+?\d+\s*", value) or int(value) <= 0:
+        raise errors.UsageError(f"--max-tokens must be a whole number above 0, not {value!r}")
+    return int(value)
+
+
+def _params(values) -> Optional[dict]:
+    """``--param KEY=VALUE`` options as a dict; VALUE is JSON if it parses so."""
+    if not values:
+        return None
+    found = {}
+    for item in values:
+        key, equals, raw = item.partition("=")
+        key = key.strip()
+        if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key):
+            raise errors.UsageError(f"--param needs KEY=VALUE, not {item!r}")
+        if key in OWN_FIELDS:
+            raise errors.UsageError(f"--param cannot set {key!r}: ipychat sets it itself",
+                                    hint="Use --model for the model; the cell is the message.")
+        try:
+            found[key] = json.loads(raw)
+        except ValueError:
+            found[key] = raw
+    return found
 
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -19,8 +19,9 @@ from . import errors
 from .options import interpolate
 from .panel_view import PanelView
 from .providers import list_providers
+from .answer import Answer
 from .render import StreamView
-from .session import Conversation, Turn, default_conversation, stream_into
+from .session import Conversation, default_conversation, stream_into
 from .targets import default_name, resolve
 
 #: Seconds between answer updates, as for %%chat: about ten widget value sets a second.
@@ -132,24 +133,25 @@ class ChatPanel(PanelView):
     # -- one answer -----------------------------------------------------------
 
     async def _answer(self, prompt: str, target, messages, typed: str) -> None:
+        # The stats line goes into the status line, not under the answer.
         view = StreamView("markdown", interval=UPDATE_INTERVAL, publish=self._publisher(),
-                          schedule=asyncio.get_running_loop().call_later)
+                          schedule=asyncio.get_running_loop().call_later, stats=False)
+        answer = Answer(prompt, target.label, target.model_label)
         via = DEMO_NOTE if target.note else ""
         view.start()
         self.show_status(f"{target.label} is answering{via}…", "busy")
         try:
-            text = await stream_into(target.stream(messages), view, _mark)
+            await stream_into(target.stream(messages), view, answer, _mark)
         except asyncio.CancelledError:
-            self._end(Turn(prompt, view.text, target.label, complete=False), STOPPED, "info")
+            self._end(answer, STOPPED, "info")
             raise
         except errors.ChatError as err:
-            self._end(Turn(prompt, view.text, target.label, complete=False), str(err), "error")
+            self._end(answer, str(err), "error")
         except Exception as err:  # a bug below us must not leave the panel stuck
-            message = f"Unexpected error: {type(err).__name__}: {errors.one_line(err)}"
-            self._end(Turn(prompt, view.text, target.label, complete=False), message, "error")
+            self._end(answer, f"Unexpected error: {type(err).__name__}: {errors.one_line(err)}",
+                      "error")
         else:
-            self._end(Turn(prompt, text, target.label), f"Done: {target.label} answered{via}.",
-                      "done")
+            self._end(answer, f"Done: {target.label} answered{via}. {answer.stats()}", "done")
             if self.prompt.value.strip() == typed:  # not if the next question is being typed
                 self.prompt.value = ""
 
@@ -167,9 +169,9 @@ class ChatPanel(PanelView):
 
         return publish
 
-    def _end(self, turn: Optional[Turn], status: str, kind: str) -> None:
-        if turn is not None:
-            self.conversation.record(turn)  # an incomplete turn stays out of the history
+    def _end(self, answer: Optional[Answer], status: str, kind: str) -> None:
+        if answer is not None:
+            self.conversation.record(answer)  # an incomplete answer stays out of the history
             self.show_history(self.conversation)
         self._streaming = False
         self.set_busy(False)

@@ -164,7 +164,7 @@ class PanelView(widgets.VBox):
 
 
 def history_markdown(conversation) -> str:
-    parts = [f"**You:**\n\n{turn.prompt}\n\n**{turn.provider}:**\n\n{turn.answer}"
+    parts = [f"**You:**\n\n{turn.prompt}\n\n**{turn.provider}:**\n\n{turn.text}"
              for turn in conversation.turns]
     return "\n\n---\n\n".join(parts) or "*No turns yet.*"
 

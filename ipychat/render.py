@@ -9,11 +9,17 @@ and a final flush when the answer ends, however it ends.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import Callable, Optional
 
 from .markdown import safe_markdown, segment_end
+
+#: How reasoning is shown: open while thinking and folded once the answer
+#: starts, always open, or only as a growing word count while thinking.
+REASONING_MODES = ("collapsed", "shown", "hidden")
+_LINE_END = re.compile(r"\r\n?|\n")
 
 #: Publishing may take at most 1/SLOW_SHARE of the time between updates.
 SLOW_SHARE = 4
@@ -29,14 +35,59 @@ PLAIN_COPY_LIMIT = 100_000
 SEGMENT_CHARS = 1_000_000
 
 
-def bundle(text: str, fmt: str, header: str = "", suffix: str = "") -> dict:
+def bundle(text: str, fmt: str, header: str = "", suffix: str = "", reasoning: str = "",
+           fold: str = "collapsed") -> dict:
     """The MIME bundle for ``text`` shown as ``fmt`` ("markdown" or "text"),
-    after ``header`` (and a blank line) and before ``suffix`` (a mark)."""
+    after ``header`` (and a blank line) and the model's ``reasoning`` (shown
+    as ``fold`` says, one of ``REASONING_MODES``), and before ``suffix`` (a mark)."""
     head = f"{header}\n\n" if header else ""
+    answering = bool(text)
     if fmt == "markdown":
-        plain = _joined(head, _plain_copy(text), suffix)
-        return {"text/markdown": safe_markdown(head, text, suffix), "text/plain": plain}
-    return {"text/plain": _joined(head, text, suffix)}
+        plain = _joined(head, reasoning_plain(reasoning, answering, fold), _plain_copy(text),
+                        suffix)
+        section = reasoning_markdown(reasoning, answering, fold)
+        markdown = (safe_markdown(head, text, suffix) if not section else
+                    "".join([safe_markdown(head), section, safe_markdown(text, suffix)]))
+        return {"text/markdown": markdown, "text/plain": plain}
+    return {"text/plain": _joined(head, reasoning_plain(reasoning, answering, fold), text,
+                                  suffix)}
+
+
+def reasoning_markdown(reasoning: str, answering: bool, fold: str) -> str:
+    """The reasoning as a foldable quote, escaped like the answer.
+
+    Every line sits inside the quote, so nothing in it (an unclosed code
+    fence, say) can reach past the section into the answer.
+    """
+    if not reasoning:
+        return ""
+    words = f"{len(reasoning.split()):,} words"
+    if fold == "hidden":
+        return "" if answering else f"*Thinking… {words}*\n\n"
+    opened = " open" if fold == "shown" or not answering else ""
+    title = f"Reasoning ({words})" if answering else f"Thinking… ({words})"
+    quoted = safe_markdown("> " + _LINE_END.sub("\n> ", reasoning))
+    return f"<details{opened}><summary>{title}</summary>\n\n{quoted}\n\n</details>\n\n"
+
+
+def reasoning_plain(reasoning: str, answering: bool, fold: str) -> str:
+    """The reasoning for consoles and logs: whole while thinking (or when
+    ``shown``), then a one-line note."""
+    if not reasoning:
+        return ""
+    words = f"{len(reasoning.split()):,} words"
+    if fold == "shown" or (fold == "collapsed" and not answering):
+        return f"Thinking… ({words})\n{reasoning}\n\n"
+    if fold == "hidden":
+        return "" if answering else f"Thinking… {words}\n\n"
+    return f"(reasoning: {words})\n\n"
+
+
+def suffix_of(fmt: str, mark: str = "", stats: str = "") -> str:
+    """What goes under the answer: its mark, then its stats line."""
+    if fmt == "markdown":
+        return (f"\n\n*({mark})*" if mark else "") + (f"\n\n*{stats}*" if stats else "")
+    return (f"\n({mark})" if mark else "") + (f"\n[{stats}]" if stats else "")
 
 
 def _plain_copy(text: str) -> str:
@@ -66,18 +117,24 @@ class StreamView:
     def __init__(self, fmt: str = "markdown", interval: float = 0.1, header: str = "",
                  publish: Optional[Callable] = None, schedule: Optional[Callable] = None,
                  clock: Callable[[], float] = time.monotonic,
-                 segment: Optional[int] = SEGMENT_CHARS):
+                 segment: Optional[int] = SEGMENT_CHARS, reasoning: str = "collapsed",
+                 stats: bool = True):
         self.fmt = fmt
         self.interval = interval
         self.header = header
+        #: How reasoning is shown (``REASONING_MODES``); whether a stats line goes under.
+        self.fold = reasoning
+        self.stats = stats
         self._parts = []  # appended, not yet joined: ``text +=`` per chunk is O(n^2)
         self._text = ""
+        self._thought = []  # reasoning, likewise
+        self._reasoning = ""
         self._gap = interval  # grows when publishing is slow (see flush)
         self.updates = 0
         self._publish = publish or _ipython_publisher()
         self._schedule = schedule
         self._clock = clock
-        self._shown = None  # (length of the text, suffix) last published: text only grows
+        self._shown = None  # (text length, reasoning length, suffix) last published
         self._last = float("-inf")
         self._timer = None
         self._handle = None
@@ -95,8 +152,23 @@ class StreamView:
             self._parts = []
         return self._text
 
+    @property
+    def reasoning(self) -> str:
+        if self._thought:
+            self._reasoning = "".join([self._reasoning, *self._thought])
+            self._thought = []
+        return self._reasoning
+
     def append(self, text: str) -> None:
         self._parts.append(text)
+        self._due()
+
+    def reason(self, text: str) -> None:
+        """Add a piece of the model's thinking (shown above the answer)."""
+        self._thought.append(text)
+        self._due()
+
+    def _due(self) -> None:
         wait = self._last + self._gap - self._clock()
         if wait <= 0:
             self.flush()
@@ -110,14 +182,14 @@ class StreamView:
 
     def flush(self, suffix: str = "") -> None:
         self._cancel_timer()
-        text = self.text
-        if (len(text), suffix) == self._shown:
+        text, reasoning = self.text, self.reasoning
+        if (len(text), len(reasoning), suffix) == self._shown:
             return
-        self._shown = (len(text), suffix)
+        self._shown = (len(text), len(reasoning), suffix)
         started = self._clock()
         self._seal_full_outputs(text)
         part = text if self._start == 0 else text[self._start:]
-        self._handle = self._publish(bundle(part, self.fmt, self._header(), suffix), self._handle)
+        self._handle = self._publish(self._bundle(part, suffix), self._handle)
         self.updates += 1
         # A long answer costs more to render and send each time. Once that cost
         # passed the interval, every chunk would flush again (a 5 MB answer
@@ -125,22 +197,24 @@ class StreamView:
         self._last = self._clock()
         self._gap = max(self.interval, SLOW_SHARE * (self._last - started))
 
-    def finish(self, mark: str = "") -> None:
-        """Final flush; ``mark`` (e.g. "interrupted") is shown after the text."""
-        mark = _no_answer(mark, self.text)
-        self.flush(f"\n\n*({mark})*" if mark and self.fmt == "markdown" else
-                   f"\n({mark})" if mark else "")
+    def finish(self, mark: str = "", stats: str = "") -> None:
+        """Final flush; ``mark`` (e.g. "interrupted") and the ``stats`` line
+        are shown after the text."""
+        self.flush(suffix_of(self.fmt, _no_answer(mark, self.text), stats))
 
     def _seal_full_outputs(self, text: str) -> None:
         """Give each output that is full its last update; go on in a new one."""
         while self.segment and len(text) - self._start > self.segment:
             end = segment_end(text, self._start, self.segment)
-            self._publish(bundle(text[self._start:end], self.fmt, self._header()), self._handle)
+            self._publish(self._bundle(text[self._start:end]), self._handle)
             self.updates += 1
             self._handle, self._start = None, end
 
-    def _header(self) -> str:
-        return self.header if self._start == 0 else ""
+    def _bundle(self, part: str, suffix: str = "") -> dict:
+        """The first output carries the header and the reasoning; later ones only text."""
+        if self._start:
+            return bundle(part, self.fmt, "", suffix)
+        return bundle(part, self.fmt, self.header, suffix, self.reasoning, self.fold)
 
     def _trailing(self) -> None:
         self._timer = None
@@ -148,7 +222,7 @@ class StreamView:
             self.flush()
 
     def _unshown(self) -> bool:
-        return (len(self.text), "") != self._shown
+        return (len(self.text), len(self.reasoning), "") != self._shown
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -176,11 +250,18 @@ def _ipython_publisher():
 
 
 class TerminalView:
-    """Plain streaming to a text stream (terminal IPython, scripts)."""
+    """Plain streaming to a text stream (terminal IPython, scripts): reasoning
+    dimmed as it arrives, then the answer."""
 
-    def __init__(self, header: str = "", stream=None):
+    DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+    def __init__(self, header: str = "", stream=None, reasoning: str = "collapsed",
+                 stats: bool = True):
         self.header = header
         self.text = ""
+        self.reasoning = ""
+        self.fold = reasoning
+        self.stats = stats
         self.updates = 0
         self._stream = stream or sys.stdout
 
@@ -188,7 +269,16 @@ class TerminalView:
         if self.header:
             self._write(self.header + "\n")
 
+    def reason(self, text: str) -> None:
+        if not self.reasoning and self.fold != "hidden":
+            self._write(f"{self.DIM}Thinking…\n")
+        self.reasoning += text
+        if self.fold != "hidden":
+            self._write(f"{self.DIM}{text}{self.RESET}")
+
     def append(self, text: str) -> None:
+        if not self.text and self.reasoning and self.fold != "hidden":
+            self._write("\n\n")
         self.text += text
         self._write(text)
         self.updates += 1
@@ -196,9 +286,11 @@ class TerminalView:
     def tick(self) -> None:
         pass
 
-    def finish(self, mark: str = "") -> None:
-        if self.text or self.header:
+    def finish(self, mark: str = "", stats: str = "") -> None:
+        if self.text or self.header or self.reasoning:
             self._write(f"\n({mark})\n" if mark and self.text else "\n")
+        if stats:
+            self._write(f"{self.DIM}[{stats}]{self.RESET}\n")
 
     def _write(self, text: str) -> None:
         self._stream.write(text)

@@ -1,30 +1,24 @@
-"""A conversation across cells, and running one turn of it into a view.
+"""A conversation across cells, and running one answer of it into a view.
 
 The magic and the panel are thin shells over this: both build messages from
-a ``Conversation``, stream a provider's answer into a view, and record the
-turn only when the answer is complete.
+a ``Conversation``, stream a provider's events into a view and an
+``Answer``, and record the answer; only a complete one enters the history,
+and never its reasoning.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import time
 from typing import AsyncIterator, List, Optional
 
 from . import errors
+from .answer import COMPLETE, ERROR, INTERRUPTED, Answer, remember_last
 from .messages import Messages
 
 
-@dataclass
-class Turn:
-    prompt: str
-    answer: str
-    provider: str
-    complete: bool = True
-
-
 class Conversation:
-    """History of complete turns plus a system prompt.
+    """History of complete answers plus a system prompt.
 
     ``max_history`` bounds how many past turns are sent (None: all).
     """
@@ -32,9 +26,9 @@ class Conversation:
     def __init__(self, system: Optional[str] = None, max_history: Optional[int] = None):
         self.system = system
         self.max_history = max_history
-        self.turns: List[Turn] = []
-        #: The most recent turn, complete or not (for --out, the panel, inspection).
-        self.last: Optional[Turn] = None
+        self.turns: List[Answer] = []
+        #: The most recent answer, complete or not (for --out, the panel, inspection).
+        self.last: Optional[Answer] = None
 
     def messages_for(self, prompt: str, *, use_history: bool = True,
                      system: Optional[str] = None) -> Messages:
@@ -45,20 +39,22 @@ class Conversation:
         if use_history:
             for turn in self._recent():
                 messages.append({"role": "user", "content": turn.prompt})
-                messages.append({"role": "assistant", "content": turn.answer})
+                messages.append({"role": "assistant", "content": turn.text})
         messages.append({"role": "user", "content": prompt})
         return messages
 
-    def _recent(self) -> List[Turn]:
+    def _recent(self) -> List[Answer]:
         if self.max_history is None:
             return self.turns
         return self.turns[-self.max_history:] if self.max_history > 0 else []
 
-    def record(self, turn: Turn, *, remember: bool = True) -> None:
-        """Keep ``turn`` as the last one; only a complete one enters the history."""
-        self.last = turn
-        if remember and turn.complete:
-            self.turns.append(turn)
+    def record(self, answer: Answer, *, remember: bool = True) -> None:
+        """Keep ``answer`` as the last one (also for ``last_result()``); only a
+        complete one enters the history."""
+        self.last = answer
+        remember_last(answer)
+        if remember and answer.complete:
+            self.turns.append(answer)
 
     def reset(self) -> None:
         self.turns.clear()
@@ -88,29 +84,81 @@ class Interrupted(errors.ChatError):
     hint = "The text so far is kept."
 
 
-async def stream_into(chunks: AsyncIterator[str], view, describe=None) -> str:
-    """Feed ``chunks`` into ``view`` until done; return the full text.
+class Feed:
+    """Takes one answer's events into its view and its ``Answer``: the one
+    place that knows what each event kind means to the notebook (the async
+    ``stream_into`` and the magic's blocking path both use it)."""
 
-    However it ends, the view gets its final flush: an error or a cancel
-    leaves the text so far on screen, marked as cut short (``describe(err)``
-    words the mark). A cancel is re-raised as it came; the caller decides
-    how to report it.
+    def __init__(self, view, answer: Answer, clock=time.monotonic):
+        self.view, self.answer, self.clock = view, answer, clock
+        self.started = clock()
+
+    def take(self, event) -> None:
+        kind = event.kind
+        if kind == "text":
+            self.view.append(event.text)
+        elif kind == "reasoning":
+            self.view.reason(event.text)
+        else:
+            self._note(event)
+            return
+        if self.answer.first_token_s is None:
+            self.answer.first_token_s = self.clock() - self.started
+
+    def _note(self, event) -> None:
+        """Keep what an event says about the answer (usage, why it ended)."""
+        if event.kind == "usage":
+            for key, value in event.as_dict().items():
+                if value is not None:
+                    self.answer.usage[key] = value
+        elif event.kind == "finish":
+            self.answer.finish_reason = event.reason
+
+    def done(self) -> None:
+        self._end(COMPLETE)
+        stats = self.answer.stats() if self.view.stats else ""
+        self.view.finish(self.answer.mark(), stats)
+
+    def fail(self, err: Optional[BaseException], describe=None) -> None:
+        """End on a cancel (``err`` None), Ctrl-C or an error; mark the view."""
+        if err is None or isinstance(err, KeyboardInterrupt):
+            self._end(INTERRUPTED, "interrupted")
+            self.view.finish(errors_mark(None))
+            return
+        self._end(ERROR, errors.one_line(str(err)) or type(err).__name__)
+        self.view.finish((describe or errors_mark)(err))
+
+    def _end(self, status: str, error: Optional[str] = None) -> None:
+        answer = self.answer
+        answer.text, answer.reasoning = self.view.text, self.view.reasoning
+        answer.duration_s = self.clock() - self.started
+        answer.status, answer.error = status, error
+
+
+async def stream_into(events: AsyncIterator, view, answer: Answer, describe=None,
+                      clock=time.monotonic) -> Answer:
+    """Feed a provider's ``events`` into ``view`` and ``answer`` until done.
+
+    However it ends, the view gets its final flush and ``answer`` its status
+    and times: an error or a cancel leaves the text so far on screen,
+    marked as cut short (``describe(err)`` words the mark). A cancel is
+    re-raised as it came; the caller decides how to report it.
     """
-    describe = describe or errors_mark
+    feed = Feed(view, answer, clock)
     try:
-        async for text in chunks:
-            view.append(text)
+        async for event in events:
+            feed.take(event)
     except asyncio.CancelledError:
-        view.finish(errors_mark(None))
+        feed.fail(None)
         raise
     except BaseException as err:
-        view.finish(describe(err))
+        feed.fail(err, describe)
         raise
     else:
-        view.finish()
+        feed.done()
     finally:
-        await _close(chunks)
-    return view.text
+        await _close(events)
+    return answer
 
 
 def errors_mark(err: Optional[BaseException]) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Dict, List, Optional
 
 from . import errors
+from .events import Event
 from .messages import Messages
 
 CLASSIC = ("cromicle", "openassistant", "vitalentum", "lockchat")
@@ -49,13 +50,19 @@ class Target:
     def label(self) -> str:
         return " → ".join(leg.label for leg in self.legs)
 
-    def stream(self, messages: Messages) -> AsyncIterator[str]:
-        from .providers.adapt import stream_text
+    @property
+    def model_label(self) -> Optional[str]:
+        """The model asked for: the one named, else the first provider's default."""
+        return self.model or getattr(self.legs[0].provider, "model", None)
+
+    def stream(self, messages: Messages) -> AsyncIterator[Event]:
+        """The answer's events, from the one provider or the chain."""
+        from .providers.adapt import stream_events
         from .providers.chain import ProviderChain
 
         if len(self.legs) == 1:
             leg = self.legs[0]
-            return stream_text(leg.provider, self.model, messages, **leg.kwargs)
+            return stream_events(leg.provider, self.model, messages, **leg.kwargs)
         chain = ProviderChain([(leg.provider, leg.kwargs) for leg in self.legs])
         return chain.stream(self.model, messages)
 

@@ -1,4 +1,4 @@
-"""stream_text: ipychat's own providers get every argument; foreign g4f-style
+"""stream_events: ipychat's own providers get every argument; foreign g4f-style
 classes get only proxy and body options; sync ones run in a worker thread
 that stops when the stream is closed or cancelled."""
 
@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from ipychat import errors
-from ipychat.providers import OpenAIChat, get_provider, stream_text
+from ipychat.providers import OpenAIChat, get_provider, stream_events
 from ipychat.providers.adapt import AHEAD
 from tests.support.server import stream_pieces
 
@@ -20,7 +20,8 @@ BOUND = 5  # seconds any wait on another thread may take at most
 
 
 async def collect(provider, model=None, messages=MESSAGES, **kwargs):
-    return [text async for text in stream_text(provider, model, messages, **kwargs)]
+    events = stream_events(provider, model, messages, **kwargs)
+    return [event.text async for event in events if event.kind == "text"]
 
 
 class SyncG4F:
@@ -79,7 +80,7 @@ async def test_own_provider_gets_every_argument(make_server):
     [rec] = server.requests
     assert rec.headers["Authorization"] == f"Bearer {KEY}"
     assert rec.json() == {"model": "m", "messages": MESSAGES, "temperature": 0.5,
-                          "stream": True}
+                          "stream": True, "stream_options": {"include_usage": True}}
 
 
 async def test_foreign_async_class_gets_no_control_arguments(make_server):
@@ -141,8 +142,8 @@ async def test_early_close_stops_the_sync_generator():
             finally:
                 closed.set()
 
-    chunks = stream_text(Endless, None, MESSAGES)
-    assert [await chunks.__anext__(), await chunks.__anext__()] == ["1 ", "2 "]
+    chunks = stream_events(Endless, None, MESSAGES)
+    assert [(await chunks.__anext__()).text, (await chunks.__anext__()).text] == ["1 ", "2 "]
     # The worker now runs as far ahead as allowed, then waits for room.
     assert await asyncio.to_thread(ahead.wait, BOUND)
     await chunks.aclose()
@@ -174,8 +175,8 @@ async def test_cancel_stops_the_sync_generator():
     got = []
 
     async def consume():
-        async for text in stream_text(Slow, None, MESSAGES):
-            got.append(text)
+        async for event in stream_events(Slow, None, MESSAGES):
+            got.append(event.text)
 
     task = asyncio.ensure_future(consume())
     assert await asyncio.to_thread(started.wait, BOUND)

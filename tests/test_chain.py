@@ -53,7 +53,8 @@ def anthropic_route(text: str):
 
 
 async def collect(chain, model=None, **kwargs):
-    return [text async for text in chain.stream(model, MESSAGES, **kwargs)]
+    return [event.text async for event in chain.stream(model, MESSAGES, **kwargs)
+            if event.kind == "text"]
 
 
 async def test_first_two_fail_differently_third_answers(make_server):
@@ -100,8 +101,8 @@ async def test_never_switches_mid_answer(make_server):
                            (Anthropic, {"base_url": spare.url, "api_key": KEY})])
     got = []
     with pytest.raises(errors.StreamCutShort):
-        async for text in chain.stream(None, MESSAGES):
-            got.append(text)
+        async for event in chain.stream(None, MESSAGES):
+            got.append(event.text)
     assert got == ["half an "]
     assert spare.requests == []
 

@@ -2,8 +2,9 @@
 kernel: 20 ``%%chat --background`` cells, 15 ChatPanel sends and 15 Python
 API tasks, spread over every provider. Each prompt numbers its words and
 the emulator quotes them back one chunk per word, so the expected text is
-exact: a chunk lost, repeated or out of order shows. Figures go to
-docs/reliability.md.
+exact: a chunk lost, repeated or out of order shows. Figures go to the
+reliability report (docs/reliability.md, refreshed by
+``python -m bench.reliability``; a plain test run writes nothing).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ LIMIT = 240  # seconds for everything to finish; a bound, not a pause
 def load_prompt(tag: str, words: int, delay: float) -> str:
     """A prompt the emulator answers with one chunk per numbered word."""
     numbered = " ".join(f"w{i}" for i in range(words))
-    return f"{tag} [[emulator delay={delay}]] {numbered}"
+    return f"{tag} [[emulator delay={delay} no_limit]] {numbered}"
 
 
 def words_for(name: str, tag: str) -> int:
@@ -103,7 +104,7 @@ GATHER = f"""
 everything = asyncio.gather(*background_tasks(), *[p.task for p in panels], *api)
 await asyncio.wait_for(everything, {LIMIT})
 print(json.dumps({{"cell": [globals()[f"v{{i}}"] for i in range({CELLS})],
-                  "panel": [p.conversation.turns[-1].answer for p in panels],
+                  "panel": [p.conversation.turns[-1].text for p in panels],
                   "api": [t.result() for t in api]}}))
 """
 

@@ -54,9 +54,10 @@ def test_terminal_streams_to_stdout_and_records(shell, magics, make_server, caps
     server = cromicle_server(make_server)
     result = shell.run_cell(f"%%chat -p cromicle --base-url {server.url} -o said\nhi")
     assert result.success
-    assert capsys.readouterr().out.endswith("Hi!\n")
+    out = capsys.readouterr().out
+    assert out.startswith("Hi!\n") and "[Cromicle · first text " in out  # then the stats line
     assert shell.user_ns["said"] == "Hi!"
-    assert magics.conversation.turns[-1].answer == "Hi!"
+    assert magics.conversation.turns[-1].text == "Hi!"
 
 
 def test_config_traitlets_apply(shell, magics, make_server):

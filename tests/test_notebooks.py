@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -79,10 +80,17 @@ def cell(nb, cell_id: str):
     return found
 
 
-def shown(nb, cell_id: str, mime: str = "text/plain") -> List[str]:
-    """The ``mime`` data of every display and result output of a cell."""
-    return [o["data"][mime] for o in cell(nb, cell_id).outputs
-            if o.output_type in ("display_data", "execute_result") and mime in o["data"]]
+def shown(nb, cell_id: str, mime: str = "text/plain", stats: bool = False) -> List[str]:
+    """The ``mime`` data of every display and result output of a cell (an answer's
+    stats line, whose times vary, cut off unless ``stats``)."""
+    found = [o["data"][mime] for o in cell(nb, cell_id).outputs
+             if o.output_type in ("display_data", "execute_result") and mime in o["data"]]
+    return found if stats else [STATS_LINE.sub("", text) if isinstance(text, str) else text
+                                for text in found]
+
+
+#: The stats line under an answer: "*model · first text 8 ms · 1.1 s in all ...*".
+STATS_LINE = re.compile(r"\n\n\*[^\n]* · [^\n]*\bin all\b[^\n]*\*\Z")
 
 
 def printed(nb, cell_id: str) -> str:
@@ -162,6 +170,9 @@ def test_quickstart_answers_from_the_emulator_with_history(executed):
     first = emulator_answer("openai", "Explain list comprehensions in two sentences.",
                             "gpt-4o-mini")
     assert shown(nb, "zero-config") == [demo(first)]
+    (with_stats,) = shown(nb, "zero-config", stats=True)
+    assert re.search(r"\n\n\*gpt-4o-mini · first text \d+ ms · [\d.]+ (ms|s) in all · "
+                     r"\d+ → \d+ tokens · [\d.]+ tokens/s\*\Z", with_stats), with_stats
     (oa,) = shown(nb, "openassistant")
     assert oa.startswith(demo("**Emulator answer (openassistant)**"))
     assert "- messages received: 3\n" in oa  # the first turn went along
@@ -184,6 +195,11 @@ def test_quickstart_out_interpolation_and_stop(executed):
                 "Keep {these braces} and {unknown_name} as they are.")
     assert shown(nb, "interpolate") == [demo(emulator_answer("openai", question,
                                                                "gpt-4o-mini"))]
+    (thought,) = shown(nb, "reasoning", "text/markdown")
+    assert thought.startswith(EMULATOR_NOTE + "\n\n<details><summary>Reasoning (12 words)"
+                              "</summary>\n\n> Let me")
+    assert "**Emulator answer (openai)**" in thought
+    assert printed(nb, "last-result").startswith("stop {'input_tokens': ")
     (table,) = shown(nb, "providers")
     assert "openassistant  OA_SFT_Llama_30B_6  built-in emulator (demo)" in table
     (stopped,) = shown(nb, "stop")

@@ -41,6 +41,15 @@ def test_long_forms_and_defaults():
     ("--api-key-env sk-secret-1234", "--api-key-env needs an environment variable name"),
     ("-s 'unclosed", "cannot read the options"),
     ("--nope", "unrecognized arguments"),
+    ("--max-tokens 0", "--max-tokens must be a whole number above 0"),
+    ("--max-tokens 1.5", "--max-tokens must be a whole number above 0"),
+    ("--max-tokens lots", "--max-tokens must be a whole number above 0"),
+    ("--reasoning max", "--reasoning must be one of off, low, medium, high"),
+    ("--param top_p", "--param needs KEY=VALUE"),
+    ("--param =1", "--param needs KEY=VALUE"),
+    ("--param model=gpt-4", "--param cannot set 'model'"),
+    ("--param stream=false", "--param cannot set 'stream'"),
+    ("--param messages=[]", "--param cannot set 'messages'"),
     ("stray", "unrecognized arguments"),
 ])
 def test_bad_options_are_one_line_usage_errors(line, message):
@@ -80,3 +89,22 @@ def test_merged_over_takes_unset_values_from_defaults():
 ])
 def test_interpolate(text, expected):
     assert interpolate(text, {"topic": "lists", "n": 3, "nested": "{topic}"}) == expected
+
+
+def test_model_parameters_parse_and_reach_the_body():
+    opts = p("--max-tokens 64 --reasoning low --param top_p=0.9 --param seed=1 "
+             "--param 'stop=[\"\\n\\n\"]' --param user=alice --param 'note=a b' -t 0.2 "
+             "--no-stats")
+    assert opts.params == {"top_p": 0.9, "seed": 1, "stop": ["\n\n"], "user": "alice",
+                           "note": "a b"}
+    assert opts.no_stats
+    assert opts.body_options() == {"top_p": 0.9, "seed": 1, "stop": ["\n\n"], "user": "alice",
+                                   "note": "a b", "temperature": 0.2, "max_tokens": 64,
+                                   "reasoning": "low"}
+    assert p("").body_options() == {}
+
+
+def test_params_merge_over_defaults_cell_winning():
+    defaults = p("--param top_p=0.9 --param seed=1 --max-tokens 10")
+    cell = p("--param seed=2").merged_over(defaults)
+    assert cell.params == {"top_p": 0.9, "seed": 2} and cell.max_tokens == 10

@@ -17,7 +17,7 @@ from ipychat import errors
 from ipychat.emulator.reply import FILLER
 from ipychat.panel import EMPTY, READY, STOPPED, UPDATE_INTERVAL, ChatPanel
 from ipychat.panel_view import EMULATOR_PLACEHOLDER, HINT
-from ipychat.session import Conversation, Turn, default_conversation
+from ipychat.session import Conversation, default_conversation
 from tests.support.server import stream_pieces
 
 pytestmark = pytest.mark.timeout(60)
@@ -151,8 +151,8 @@ async def test_send_streams_the_answer_into_the_panel_and_the_history(make_serve
     assert (panel.send_button.disabled, panel.stop_button.disabled) == (True, False)
     await asyncio.wait_for(panel.task, WAIT)
     assert panel.answer_text == "Hello there!"
-    assert panel.status_text == "Done: Cromicle answered."
-    assert panel.conversation.turns == [Turn("hi", "Hello there!", "Cromicle", True)]
+    assert panel.status_text.startswith("Done: Cromicle answered. Cromicle · first text ")
+    assert turns_of(panel.conversation) == [("hi", "Hello there!", "Cromicle", True)]
     assert panel.conversation.system == "be brief"
     (request,) = server.requests
     assert request.json() == cromicle_body("System: be brief\nUser: hi\nAssistant:")
@@ -175,7 +175,7 @@ async def test_a_huge_answer_fills_several_outputs_and_the_next_one_replaces_the
     assert len(panel.answer.outputs) == 3
     shown = "".join(o["data"]["text/markdown"] for o in panel.answer.outputs)
     whole = shown == "".join(pieces).replace("<b>", "&lt;b>")  # no 2.5 MB diff on failure
-    assert whole and panel.conversation.turns[-1].answer == "".join(pieces)
+    assert whole and panel.conversation.turns[-1].text == "".join(pieces)
     panel.conversation.reset()  # 2.5 MB of history is past the test server's body limit
     await ask(panel, "short")
     assert panel.answer_text == "short" and len(panel.answer.outputs) == 1
@@ -212,8 +212,9 @@ async def test_a_demo_provider_answers_from_the_emulator():
     panel = ChatPanel(Conversation(), provider="openassistant")
     await ask(panel, "hi")
     assert panel.answer_text.startswith("**Emulator answer (openassistant)**")
-    assert panel.status_text == "Done: OpenAssistant answered (built-in emulator, demo mode)."
-    assert panel.conversation.turns[0].answer == panel.answer_text
+    assert panel.status_text.startswith(
+        "Done: OpenAssistant answered (built-in emulator, demo mode). OA_SFT_Llama_30B_6 · ")
+    assert panel.conversation.turns[0].text == panel.answer_text
 
 
 async def test_a_long_fast_answer_takes_few_widget_updates():
@@ -248,7 +249,8 @@ async def test_stop_mid_stream_closes_the_connection_and_keeps_the_text(make_ser
     assert panel.status_text == STOPPED
     assert panel.answer_text == "partial \n\n*(interrupted)*"
     assert panel.conversation.turns == []
-    assert panel.conversation.last == Turn("wait", "partial ", "Cromicle", False)
+    assert turns_of(panel.conversation, [panel.conversation.last]) == [
+        ("wait", "partial ", "Cromicle", False)]
     assert panel.prompt.value == "wait"  # nothing typed is lost
     assert (panel.send_button.disabled, panel.stop_button.disabled) == (False, True)
 
@@ -265,8 +267,9 @@ async def test_an_http_error_is_one_sentence_and_the_panel_stays_usable(make_ser
     assert panel.conversation.turns == [] and panel.prompt.value == "hi"
     panel.base_url.value = good.url
     await ask(panel, "hi")
-    assert (panel.status_text, panel.answer_text) == ("Done: Cromicle answered.", "fine")
-    assert panel.conversation.turns == [Turn("hi", "fine", "Cromicle", True)]
+    assert panel.answer_text == "fine"
+    assert panel.status_text.startswith("Done: Cromicle answered. Cromicle · first text ")
+    assert turns_of(panel.conversation) == [("hi", "fine", "Cromicle", True)]
 
 
 def test_without_a_running_loop_the_answer_runs_on_ipychats_loop(make_server):
@@ -276,7 +279,8 @@ def test_without_a_running_loop_the_answer_runs_on_ipychats_loop(make_server):
     panel.send_button.click()
     assert isinstance(panel.task, concurrent.futures.Future)
     panel.task.result(WAIT)
-    assert (panel.answer_text, panel.status_text) == ("from a thread", "Done: Cromicle answered.")
+    assert panel.answer_text == "from a thread"
+    assert panel.status_text.startswith("Done: Cromicle answered.")
 
 
 # -- whose conversation ---------------------------------------------------------
@@ -291,6 +295,12 @@ async def test_the_default_panel_shares_the_notebooks_conversation(make_server):
     shared.system.value = "be kind"
     await ask(shared, "hello")
     assert default_conversation().system == "be kind"
-    assert default_conversation().turns == [Turn("hello", "shared", "Cromicle", True)]
+    assert turns_of(default_conversation()) == [("hello", "shared", "Cromicle", True)]
     assert own.conversation.turns == [] and own.conversation.system is None
     assert ChatPanel().system.value == "be kind"  # a new panel continues the same chat
+
+
+def turns_of(conversation, answers=None):
+    """(prompt, text, provider, complete) of each answer (by default: the history)."""
+    answers = conversation.turns if answers is None else answers
+    return [(a.prompt, a.text, a.provider, a.complete) for a in answers]

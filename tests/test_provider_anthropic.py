@@ -96,7 +96,7 @@ async def test_exact_request_and_answer(make_server):
     assert rec.headers["Content-Type"] == "application/json"
     assert "Authorization" not in rec.headers
     body = rec.json()
-    assert body == {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": TURNS,
+    assert body == {"model": "claude-sonnet-4-5", "max_tokens": 8192, "messages": TURNS,
                     "system": "be brief\n\nanswer in French", "stream": True,
                     "temperature": 0.3}
     assert list(body)[:5] == ["model", "max_tokens", "messages", "system", "stream"]

@@ -72,8 +72,9 @@ async def test_exact_request_and_answer(make_server):
     assert (rec.method, rec.path) == ("POST", "/v1/chat/completions")
     assert rec.headers["Authorization"] == f"Bearer {KEY}"
     assert rec.headers["Content-Type"] == "application/json"
-    assert rec.json() == {"model": "gpt-4o-mini", "messages": MESSAGES, "temperature": 0.2,
-                          "max_tokens": 50, "stream": True}
+    assert rec.json() == {"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": 50,
+                          "temperature": 0.2, "stream": True,
+                          "stream_options": {"include_usage": True}}
 
 
 async def test_no_key_sends_no_authorization_header(make_server):

@@ -1,3 +1,4 @@
+import io
 import tracemalloc
 
 from ipychat.markdown import safe_markdown
@@ -237,3 +238,105 @@ def test_one_huge_piece_fills_several_outputs_at_once():
     view.finish()
     assert "".join(o["text/plain"] for o in outputs) == "line of text\n" * 100
     assert len(outputs) >= 13 and all(len(o["text/plain"]) <= 100 for o in outputs)
+
+
+# -- reasoning and stats --------------------------------------------------------------
+
+
+def markdown_view(**kwargs):
+    clock = Clock()
+    published = []
+
+    def publish(data, handle):
+        published.append(data)
+        return "handle"
+
+    view = StreamView(publish=publish, schedule=Timers(clock), clock=clock, **kwargs)
+    return view, published, clock
+
+
+def test_reasoning_shows_open_while_thinking_then_folds_when_the_answer_starts():
+    view, published, clock = markdown_view()
+    view.reason("Let me think.")
+    thinking = published[-1]["text/markdown"]
+    assert thinking.startswith("<details open><summary>Thinking… (3 words)</summary>")
+    assert "> Let me think." in thinking
+    clock.now += 1
+    view.append("Yes.")
+    answered = published[-1]["text/markdown"]
+    assert answered.startswith("<details><summary>Reasoning (3 words)</summary>")
+    assert answered.endswith("</details>\n\nYes.")
+    assert published[-1]["text/plain"] == "(reasoning: 3 words)\n\nYes."
+
+
+def test_reasoning_updates_share_the_answer_budget():
+    view, published, clock = markdown_view()
+    for i in range(50):
+        view.reason(f"w{i} ")
+        clock.now += 0.001
+    view.finish()
+    assert len(published) == 2  # the first piece at once, then the final flush
+    assert "w49" in published[-1]["text/markdown"]
+
+
+def test_shown_keeps_reasoning_open_and_hidden_shows_only_a_word_count():
+    view, published, clock = markdown_view(reasoning="shown")
+    view.reason("a b")
+    clock.now += 1
+    view.append("x")
+    assert published[-1]["text/markdown"].startswith("<details open><summary>Reasoning (2")
+    assert "a b" in published[-1]["text/plain"]
+    view, published, clock = markdown_view(reasoning="hidden")
+    view.reason("a b")
+    assert published[-1]["text/markdown"] == "*Thinking… 2 words*\n\n"
+    clock.now += 1
+    view.append("x")
+    assert published[-1]["text/markdown"] == "x" and "a b" not in published[-1]["text/plain"]
+
+
+HOSTILE_REASONING = "```\n<img src=x onerror=alert(1)>\n</details>\n<script>alert(2)</script>"
+
+
+def test_hostile_reasoning_is_escaped_and_kept_inside_its_quote():
+    view, published, clock = markdown_view()
+    view.reason(HOSTILE_REASONING)
+    clock.now += 1
+    view.append("answer")
+    markdown = published[-1]["text/markdown"]
+    section, answer = markdown.rsplit("</details>\n\n", 1)
+    assert answer == "answer"
+    # Every reasoning line sits in the quote, so the unclosed fence ends with it.
+    body = section.split("</summary>\n\n", 1)[1].rstrip("\n")
+    assert all(line.startswith(">") for line in body.split("\n"))
+    # An unclosed fence is not sure code: escaped like prose, tags and all.
+    assert "<img" not in markdown and "<script" not in markdown
+    assert markdown.count("</details>") == 1 and "&lt;/details>" in body
+
+
+def test_stats_line_and_mark_go_under_the_answer():
+    view, published, clock = markdown_view()
+    view.append("cut")
+    view.finish("stopped at the token limit: raise it with --max-tokens", "m · 1.0 s in all")
+    assert published[-1]["text/markdown"] == (
+        "cut\n\n*(stopped at the token limit: raise it with --max-tokens)*\n\n"
+        "*m · 1.0 s in all*")
+    text_view, published, _ = markdown_view(fmt="text")
+    text_view.append("cut")
+    text_view.finish("", "m · 1.0 s in all")
+    assert published[-1]["text/plain"] == "cut\n[m · 1.0 s in all]"
+
+
+def test_terminal_view_dims_reasoning_then_prints_the_answer():
+    out = io.StringIO()
+    view = TerminalView(stream=out)
+    view.reason("hmm")
+    view.append("Yes")
+    view.finish("", "m · 1 s")
+    dim, reset = TerminalView.DIM, TerminalView.RESET
+    assert out.getvalue() == (f"{dim}Thinking…\n{dim}hmm{reset}\n\nYes\n{dim}[m · 1 s]{reset}\n")
+    hidden = io.StringIO()
+    view = TerminalView(stream=hidden, reasoning="hidden", stats=False)
+    view.reason("hmm")
+    view.append("Yes")
+    view.finish()
+    assert hidden.getvalue() == "Yes\n"

@@ -3,12 +3,18 @@ import asyncio
 import pytest
 
 from ipychat import errors
-from ipychat.session import Conversation, Turn, stream_into
+from ipychat.answer import Answer, last_result
+from ipychat.events import Finish, Reasoning, Text, Usage
+from ipychat.session import Conversation, stream_into
+
+
+def done(prompt, text, provider="P", status="complete", reasoning=""):
+    return Answer(prompt, provider, text=text, status=status, reasoning=reasoning)
 
 
 def test_messages_carry_system_history_and_prompt():
     chat = Conversation(system="be brief")
-    chat.record(Turn("one", "1", "P"))
+    chat.record(done("one", "1"))
     assert chat.messages_for("two") == [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "one"},
@@ -18,18 +24,25 @@ def test_messages_carry_system_history_and_prompt():
     assert chat.messages_for("x", use_history=False, system="") == [{"role": "user", "content": "x"}]
 
 
+def test_reasoning_never_goes_back_to_the_model():
+    chat = Conversation()
+    chat.record(done("q", "the answer", reasoning="secret thoughts"))
+    assert "secret" not in str(chat.messages_for("next"))
+
+
 def test_incomplete_or_unremembered_turns_stay_out_of_history():
     chat = Conversation()
-    chat.record(Turn("cut", "par", "P", complete=False))
-    chat.record(Turn("aside", "ok", "P"), remember=False)
-    assert chat.turns == [] and chat.last.prompt == "aside"
+    chat.record(done("cut", "par", status="interrupted"))
+    assert last_result().prompt == "cut"
+    chat.record(done("aside", "ok"), remember=False)
+    assert chat.turns == [] and chat.last.prompt == "aside" and last_result() is chat.last
     assert chat.messages == []
 
 
 def test_max_history_bounds_the_turns_sent():
     chat = Conversation(max_history=1)
     for i in range(3):
-        chat.record(Turn(f"q{i}", f"a{i}", "P"))
+        chat.record(done(f"q{i}", f"a{i}"))
     assert [m["content"] for m in chat.messages_for("now")] == ["q2", "a2", "now"]
     chat.max_history = 0
     assert chat.messages_for("now") == [{"role": "user", "content": "now"}]
@@ -38,49 +51,99 @@ def test_max_history_bounds_the_turns_sent():
 
 
 class FakeView:
+    stats = True
+
     def __init__(self):
-        self.text, self.marks = "", []
+        self.text, self.reasoning, self.marks, self.order = "", "", [], []
 
     def append(self, text):
         self.text += text
+        self.order.append(("text", text))
 
-    def finish(self, mark=""):
-        self.marks.append(mark)
+    def reason(self, text):
+        self.reasoning += text
+        self.order.append(("reasoning", text))
+
+    def finish(self, mark="", stats=""):
+        self.marks.append((mark, stats))
 
 
-async def chunks(*parts, fail=None):
-    for part in parts:
-        yield part
+async def events(*items, fail=None):
+    for item in items:
+        yield Text(item) if isinstance(item, str) else item
         await asyncio.sleep(0)
     if fail:
         raise fail
 
 
-async def test_stream_into_returns_text_and_finishes_once():
-    view = FakeView()
-    assert await stream_into(chunks("a", "b"), view) == "ab"
-    assert view.marks == [""]
+class Clock:
+    """A clock that moves one second per reading."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 1.0
+        return self.now
+
+
+async def test_stream_into_fills_the_answer_and_finishes_once():
+    view, answer = FakeView(), Answer("q", "P", "m")
+    got = await stream_into(events("a", "b"), view, answer, clock=Clock())
+    assert got is answer and answer.text == "ab" and answer.status == "complete"
+    assert view.marks == [("", "m · first text 1.0 s · 2.0 s in all")]
+
+
+async def test_reasoning_usage_and_finish_reach_the_answer():
+    view, answer = FakeView(), Answer("q", "P", "m")
+    stream = events(Usage(7, 1), Reasoning("hmm "), Reasoning("so"), "Yes", Usage(None, 5),
+                    Finish("length", "max_tokens"))
+    await stream_into(stream, view, answer, clock=Clock())
+    assert view.order == [("reasoning", "hmm "), ("reasoning", "so"), ("text", "Yes")]
+    assert answer.reasoning == "hmm so" and answer.text == "Yes"
+    assert answer.usage == {"input_tokens": 7, "output_tokens": 5}
+    assert answer.finish_reason == "length" and answer.complete
+    # clock: start 1, first reasoning 2, end 3
+    assert (answer.first_token_s, answer.duration_s) == (1.0, 2.0)
+    mark, stats = view.marks[0]
+    assert "token limit" in mark and "--max-tokens" in mark
+    assert stats == "m · first text 1.0 s · 2.0 s in all · 7 → 5 tokens · 5.0 tokens/s"
+
+
+async def test_unknown_usage_stays_unknown():
+    view, answer = FakeView(), Answer("q", "P", "m")
+    await stream_into(events("a"), view, answer)
+    assert answer.usage == {"input_tokens": None, "output_tokens": None}
+    assert "tokens" not in view.marks[0][1]
+
+
+async def test_a_content_filter_stop_says_so():
+    view, answer = FakeView(), Answer("q", "P")
+    await stream_into(events("a", Finish("content_filter")), view, answer)
+    assert "content filter" in view.marks[0][0]
 
 
 async def test_error_keeps_text_and_marks_it():
-    view = FakeView()
+    view, answer = FakeView(), Answer("q", "P")
     with pytest.raises(errors.StreamCutShort):
-        await stream_into(chunks("a", fail=errors.StreamCutShort("gone")), view)
-    assert view.text == "a" and view.marks == ["cut short: error below"]
+        await stream_into(events("a", fail=errors.StreamCutShort("gone")), view, answer)
+    assert view.text == "a" and view.marks == [("cut short: error below", "")]
+    assert answer.status == "error" and "gone" in answer.error and answer.text == "a"
 
 
 async def test_cancel_marks_interrupted_and_propagates():
-    view = FakeView()
+    view, answer = FakeView(), Answer("q", "P")
     started = asyncio.Event()
 
     async def endless():
-        yield "x"
+        yield Text("x")
         started.set()
         await asyncio.Event().wait()
 
-    task = asyncio.ensure_future(stream_into(endless(), view))
+    task = asyncio.ensure_future(stream_into(endless(), view, answer))
     await asyncio.wait_for(started.wait(), 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
-    assert view.text == "x" and view.marks == ["interrupted"]
+    assert view.text == "x" and view.marks == [("interrupted", "")]
+    assert answer.status == "interrupted" and answer.text == "x"

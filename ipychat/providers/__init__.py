@@ -1,6 +1,6 @@
 """Chat providers: g4f-style base classes, the classic four, and the registry."""
 
-from .adapt import stream_text
+from .adapt import stream_events
 from .anthropic import Anthropic
 from .base import AbstractProvider, AsyncGeneratorProvider, HTTPProvider
 from .chain import ProviderChain
@@ -30,7 +30,7 @@ __all__ = [
     "Ollama",
     "Anthropic",
     "ProviderChain",
-    "stream_text",
+    "stream_events",
     "ProviderInfo",
     "get_provider",
     "list_providers",

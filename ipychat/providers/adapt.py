@@ -1,4 +1,4 @@
-"""One way to run any provider: ``stream_text(provider, model, messages, **kwargs)``.
+"""One way to run any provider: ``stream_events(provider, model, messages, **kwargs)``.
 
 ipychat's own providers (``HTTPProvider``) take every argument and keep the
 control ones out of request bodies themselves. A foreign g4f-style class does
@@ -9,6 +9,9 @@ options, plus a control argument its signature names explicitly.
 A synchronous ``create_completion`` runs in a worker thread that hands chunks
 to the loop; closing or cancelling the stream closes that sync generator
 (after its current chunk: a blocking read inside it cannot be interrupted).
+
+A foreign class's chunks become events (``events.from_foreign``): text, and
+the reasoning, usage and finish objects of today's gpt4free.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import threading
 from typing import AsyncIterator, Callable, Iterable
 
 from .. import errors
+from ..events import Event, from_foreign
 from ..messages import check_messages
 from .base import CONTROL_ARGS, HTTPProvider
 
@@ -71,20 +75,20 @@ def foreign_kwargs(method, kwargs: dict) -> dict:
     return passed
 
 
-async def stream_text(provider, model, messages, **kwargs) -> AsyncIterator[str]:
-    """Text chunks of one answer from ``provider`` (a class or an instance)."""
+async def stream_events(provider, model, messages, **kwargs) -> AsyncIterator[Event]:
+    """The events of one answer from ``provider`` (a class or an instance)."""
     check_provider(provider)
     if is_own(provider):
-        chunks = provider.create_async_generator(model, messages, **kwargs)
-        async with contextlib.aclosing(chunks):
-            async for text in chunks:
-                yield text
+        events = provider.stream_events(model, messages, **kwargs)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
         return
-    chunks = foreign_chunks(provider, model, check_messages(messages), kwargs)
-    async with contextlib.aclosing(chunks):
+    events = foreign_events(provider, model, check_messages(messages), kwargs)
+    async with contextlib.aclosing(events):
         try:
-            async for text in chunks:
-                yield text
+            async for event in events:
+                yield event
         except errors.ChatError:
             raise
         except Exception as err:
@@ -99,8 +103,8 @@ def wrapped(err: Exception, provider, kwargs: dict) -> errors.ChatError:
     return errors.ChatError(errors.one_line(text), provider=label_of(provider))
 
 
-async def foreign_chunks(provider, model, messages, kwargs: dict) -> AsyncIterator[str]:
-    """Text chunks from a g4f-style class; non-text chunks are skipped."""
+async def foreign_events(provider, model, messages, kwargs: dict) -> AsyncIterator[Event]:
+    """Events from a g4f-style class's chunks; chunks that mean nothing are skipped."""
     method = getattr(provider, "create_async_generator", None)
     if method is not None:
         chunks = method(model, messages, **foreign_kwargs(method, kwargs))
@@ -112,8 +116,9 @@ async def foreign_chunks(provider, model, messages, kwargs: dict) -> AsyncIterat
         chunks = thread_chunks(lambda: method(model, messages, stream=True, **passed))
     async with contextlib.aclosing(as_async(chunks)) as chunks:
         async for chunk in chunks:
-            if isinstance(chunk, str) and chunk:
-                yield chunk
+            event = from_foreign(chunk)
+            if event is not None:
+                yield event
 
 
 async def as_async(source) -> AsyncIterator[object]:

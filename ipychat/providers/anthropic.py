@@ -1,20 +1,30 @@
 """Anthropic's Messages API: ``POST {base}/v1/messages`` with typed SSE events.
 
 The text arrives in ``content_block_delta`` events whose delta is a
-``text_delta``; ``message_stop`` ends the answer; an ``error`` event reports
-a failure mid-stream. Other event types (``ping``, new ones) are ignored, as
-Anthropic's versioning policy asks clients to do.
+``text_delta`` (thinking: ``thinking_delta``); usage comes in
+``message_start`` and ``message_delta``, which also says why the answer
+stopped; ``message_stop`` ends the answer; an ``error`` event reports a
+failure mid-stream. Other event types (``ping``, ``signature_delta``, new
+ones) are ignored, as Anthropic's versioning policy asks clients to do.
 """
 
 from __future__ import annotations
 
+from typing import List, Optional
+
 from .. import errors
+from ..events import Event, Reasoning, Text, finish, usage
 from ..streams import sse_events
 from .base import HTTPProvider
 from .http import Call, check_status, open_session, parse_json, request_options
+from .openai_chunks import is_json
 
 API_VERSION = "2023-06-01"
-DEFAULT_MAX_TOKENS = 1024
+#: The API requires a limit. High enough that ordinary answers are never cut.
+DEFAULT_MAX_TOKENS = 8192
+#: Thinking budgets for --reasoning; the API's minimum is 1024.
+BUDGETS = {"low": 2048, "medium": 8192, "high": 24576}
+MIN_BUDGET = 1024
 KEY_ENV = "ANTHROPIC_API_KEY"
 
 
@@ -30,10 +40,27 @@ def request_body(call: Call) -> dict:
         raise errors.UsageError("Anthropic needs at least one user message",
                                 provider=call.provider)
     system = "\n\n".join(m["content"] for m in call.messages if m["role"] == "system")
-    body = {"model": call.model, "max_tokens": DEFAULT_MAX_TOKENS, "messages": turns}
+    body = {"model": call.model, "max_tokens": call.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": turns}
     if system:
         body["system"] = system
+    if call.reasoning not in (None, "off"):
+        body["thinking"] = thinking(call)
+        body["max_tokens"] = call.max_tokens or BUDGETS[call.reasoning] + DEFAULT_MAX_TOKENS
     return {**body, "stream": True, **call.options}
+
+
+def thinking(call: Call) -> dict:
+    """The thinking budget, kept below the token limit as the API requires."""
+    budget = BUDGETS[call.reasoning]
+    if call.max_tokens is not None:
+        if call.max_tokens <= MIN_BUDGET:
+            raise errors.UsageError(
+                f"thinking needs more than {MIN_BUDGET} tokens, but --max-tokens is "
+                f"{call.max_tokens}", provider=call.provider,
+                hint=f"Raise --max-tokens above {MIN_BUDGET} or use --reasoning off.")
+        budget = min(budget, max(MIN_BUDGET, call.max_tokens // 2))
+    return {"type": "enabled", "budget_tokens": budget}
 
 
 def event_object(data: str, call: Call) -> dict:
@@ -56,17 +83,52 @@ def inner(data: str, key: str, call: Call) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def event_text(kind: str, data: str, call: Call) -> str:
-    """The text an event carries ('' for all but text deltas); ``error`` raises."""
+def event_events(kind: str, data: str, call: Call) -> List[Event]:
+    """The events one SSE event carries; ``error`` raises."""
     if kind == "content_block_delta":
         delta = inner(data, "delta", call)
-        return str(delta.get("text") or "") if delta.get("type") == "text_delta" else ""
+        if delta.get("type") == "text_delta" and delta.get("text"):
+            return [Text(str(delta["text"]))]
+        if delta.get("type") == "thinking_delta" and delta.get("thinking"):
+            return [Reasoning(str(delta["thinking"]))]
+        return []
+    if kind == "message_start":
+        return _present(usage_of(inner(data, "message", call).get("usage")))
+    if kind == "message_delta":
+        reason = inner(data, "delta", call).get("stop_reason")
+        return _present(usage_of(event_object(data, call).get("usage")), finish(reason))
     if kind == "error":
         error = inner(data, "error", call)
         what = error.get("type") or "error"
         raise errors.ProviderError(f"{what}: {error.get('message') or 'no details'}",
                                    provider=call.provider)
-    return ""
+    return []
+
+
+def usage_of(data) -> Optional[Event]:
+    if not isinstance(data, dict):
+        return None
+    return usage(data.get("input_tokens"), data.get("output_tokens"))
+
+
+def _present(*events) -> List[Event]:
+    return [event for event in events if event is not None]
+
+
+def message_events(reply, call: Call) -> List[Event]:
+    """The events of a whole (non-streamed) Messages answer."""
+    if not isinstance(reply, dict) or not isinstance(reply.get("content"), list):
+        raise errors.MalformedStreamError("the answer has no content list", str(reply)[:80],
+                                          provider=call.provider)
+    found: List[Event] = []
+    for block in reply["content"]:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "thinking" and block.get("thinking"):
+            found.append(Reasoning(str(block["thinking"])))
+        elif block.get("type") == "text" and block.get("text"):
+            found.append(Text(str(block["text"])))
+    return found + _present(usage_of(reply.get("usage")), finish(reply.get("stop_reason")))
 
 
 class Anthropic(HTTPProvider):
@@ -78,6 +140,7 @@ class Anthropic(HTTPProvider):
     supports_message_history = True
     model = "claude-sonnet-4-5"
     api_key_env = KEY_ENV
+    takes_reasoning = True
 
     @classmethod
     async def generate(cls, call: Call):
@@ -89,12 +152,16 @@ class Anthropic(HTTPProvider):
             async with session.post(call.url("/v1/messages"), json=body,
                                     **request_options(call)) as response:
                 await check_status(response, call, cls.key_hint(call.base_url))
+                if is_json(response):  # a proxy or mock that answered whole
+                    reply = parse_json(await response.read(), call, "the answer is not JSON")
+                    for found in message_events(reply, call):
+                        yield found
+                    return
                 async for event in sse_events(response.content.iter_any()):
                     kind = event_kind(event, call)
                     if kind == "message_stop":
                         return
-                    text = event_text(kind, event.data, call)
-                    if text:
-                        yield text
+                    for found in event_events(kind, event.data, call):
+                        yield found
         raise errors.StreamCutShort("the stream ended before message_stop",
                                     provider=call.provider)

@@ -2,7 +2,9 @@
 
 ``AbstractProvider`` and ``AsyncGeneratorProvider`` keep the 2023 g4f entry
 points (``create_async_generator``, ``create_completion``, ``create_async``)
-and class flags, so g4f-style classes plug in unchanged. ``HTTPProvider`` is
+and class flags, so g4f-style classes plug in unchanged; those yield the
+answer text only. ``stream_events`` yields the whole answer as typed events
+(``ipychat.events``): text, reasoning, usage, finish. ``HTTPProvider`` is
 what ipychat's own providers build on: it separates control arguments from
 body options, and maps every failure into the ``ipychat.errors`` family.
 """
@@ -16,12 +18,15 @@ from typing import AsyncIterator, Iterator, Optional
 from urllib.parse import urlsplit
 
 from .. import errors
+from ..events import Event
 from ..loopthread import iterate_sync
 from ..messages import Messages, check_messages
 from .http import Call, client_timeout, translated
 
 #: Arguments that steer a call and never go into a request body.
 CONTROL_ARGS = ("stream", "proxy", "base_url", "timeout", "cookies", "api_key", "api_key_env")
+#: ``--reasoning`` levels; each protocol words them its own way.
+REASONING_LEVELS = ("off", "low", "medium", "high")
 
 
 class AbstractProvider:
@@ -44,6 +49,14 @@ class AbstractProvider:
     def create_completion(cls, model: str, messages: Messages, stream: bool = True,
                           **kwargs) -> Iterator[str]:
         raise NotImplementedError(f"{cls.label()} does not implement create_completion")
+
+    @classmethod
+    def stream_events(cls, model: str, messages: Messages, **kwargs) -> AsyncIterator[Event]:
+        """The answer as events; a g4f-style class's text (and g4f response
+        objects) become events the way ``adapt`` reads any foreign class."""
+        from .adapt import stream_events  # adapt builds on this module
+
+        return stream_events(cls, model, messages, **kwargs)
 
     @classmethod
     async def create_async(cls, model: str, messages: Messages, **kwargs) -> str:
@@ -102,9 +115,13 @@ class HTTPProvider(AsyncGeneratorProvider):
     #: Environment variable that holds the API key, for providers that need one.
     api_key_env: Optional[str] = None
 
+    #: Whether the protocol has a field for ``max_tokens=`` / ``reasoning=``.
+    takes_max_tokens = True
+    takes_reasoning = False
+
     @classmethod
-    async def create_async_generator(cls, model: str, messages: Messages,
-                                     proxy: Optional[str] = None, **kwargs) -> AsyncIterator[str]:
+    async def stream_events(cls, model: str, messages: Messages,
+                            proxy: Optional[str] = None, **kwargs) -> AsyncIterator[Event]:
         try:
             call = cls.make_call(model, messages, proxy=proxy, **kwargs)
         except errors.ChatError as err:  # bad input: still say which provider refused it
@@ -112,16 +129,26 @@ class HTTPProvider(AsyncGeneratorProvider):
             raise
         progress = {"started": False}
         async with translated(call, progress):
-            async with contextlib.aclosing(cls.generate(call)) as chunks:
-                async for text in chunks:
-                    if text:
+            async with contextlib.aclosing(cls.generate(call)) as events:
+                async for event in events:
+                    if event.kind in SHOWN:
                         progress["started"] = True
-                        yield text
+                    yield event
+
+    @classmethod
+    async def create_async_generator(cls, model: str, messages: Messages,
+                                     proxy: Optional[str] = None, **kwargs) -> AsyncIterator[str]:
+        """The g4f surface: the answer's text only, never its reasoning."""
+        events = cls.stream_events(model, messages, proxy=proxy, **kwargs)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if event.kind == "text" and event.text:
+                    yield event.text
 
     @classmethod
     def make_call(cls, model, messages, *, proxy=None, base_url=None, timeout=None,
                   cookies=None, api_key=None, api_key_env=None, stream=None,
-                  **options) -> Call:
+                  max_tokens=None, reasoning=None, **options) -> Call:
         del stream  # a control argument of create_completion, never sent
         base_url = (base_url or cls.default_base_url).rstrip("/")
         return Call(
@@ -134,7 +161,32 @@ class HTTPProvider(AsyncGeneratorProvider):
             cookies=cookies,
             api_key=cls.resolve_key(api_key, api_key_env, base_url),
             options={k: v for k, v in options.items() if v is not None},
+            max_tokens=cls.check_max_tokens(max_tokens),
+            reasoning=cls.check_reasoning(reasoning),
         )
+
+    @classmethod
+    def check_max_tokens(cls, value) -> Optional[int]:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise errors.UsageError(f"max_tokens must be a whole number above 0, not {value!r}")
+        if not cls.takes_max_tokens:
+            raise errors.UsageError(f"{cls.label()}'s protocol has no token limit to set",
+                                    hint="Leave out --max-tokens for this provider.")
+        return value
+
+    @classmethod
+    def check_reasoning(cls, value) -> Optional[str]:
+        if value is None:
+            return None
+        if value not in REASONING_LEVELS:
+            raise errors.UsageError(f"reasoning must be one of {', '.join(REASONING_LEVELS)}, "
+                                    f"not {value!r}")
+        if not cls.takes_reasoning:
+            raise errors.UsageError(f"{cls.label()} cannot be asked to reason",
+                                    hint="--reasoning works with openai, anthropic and ollama.")
+        return value
 
     @classmethod
     def resolve_key(cls, api_key: Optional[str], api_key_env: Optional[str],
@@ -168,6 +220,12 @@ class HTTPProvider(AsyncGeneratorProvider):
         return f"Set {env or 'the key'} or pass api_key=."
 
     @classmethod
-    async def generate(cls, call: Call) -> AsyncIterator[str]:
+    async def generate(cls, call: Call) -> AsyncIterator[Event]:
+        """The answer's events; one text event per network read, not per token
+        (each yield crosses every layer above)."""
         raise NotImplementedError
         yield  # pragma: no cover
+
+
+#: Event kinds that show the model has started answering.
+SHOWN = ("text", "reasoning")

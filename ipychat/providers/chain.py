@@ -1,8 +1,8 @@
 """Fallback chains: try providers in order until one starts answering.
 
-A provider that has already produced text is never replaced mid-answer (the
-user would see two half answers glued together): its later failure is raised
-as is. When every provider fails before its first text, one
+A provider that has already produced text or reasoning is never replaced
+mid-answer (the user would see two half answers glued together): its later
+failure is raised as is. When every provider fails before its first text, one
 ``AllProvidersFailed`` lists each failure.
 """
 
@@ -12,8 +12,10 @@ import contextlib
 from typing import AsyncIterator, Iterable, List, Tuple
 
 from .. import errors
+from ..events import Event
 from ..messages import check_messages
-from .adapt import check_provider, label_of, stream_text
+from .adapt import check_provider, label_of, stream_events
+from .base import SHOWN
 
 
 class ProviderChain:
@@ -35,19 +37,19 @@ class ProviderChain:
     def labels(self) -> List[str]:
         return [label_of(provider) for provider, _ in self.links]
 
-    async def stream(self, model, messages, **kwargs) -> AsyncIterator[str]:
-        """Text of the first provider that answers; ``kwargs`` go to every provider."""
+    async def stream(self, model, messages, **kwargs) -> AsyncIterator[Event]:
+        """Events of the first provider that answers; ``kwargs`` go to every provider."""
         check_messages(messages)  # bad input fails every provider alike: say so once
         failures = []
         for provider, own in self.links:
             options = {**kwargs, **own}
-            chunks = stream_text(provider, options.pop("model", model), messages, **options)
+            events = stream_events(provider, options.pop("model", model), messages, **options)
             started = False
-            async with contextlib.aclosing(chunks):
+            async with contextlib.aclosing(events):
                 try:
-                    async for text in chunks:
-                        started = True
-                        yield text
+                    async for event in events:
+                        started = started or event.kind in SHOWN
+                        yield event
                     if not started:  # an empty answer is no answer: try the next one
                         raise errors.ChatError("answered with no text")
                 except Exception as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hashlib import sha256
 
 from .. import errors
+from ..events import Text
 from ..messages import format_prompt
 from ..streams import utf8_text
 from .base import HTTPProvider
@@ -24,6 +25,7 @@ class Cromicle(HTTPProvider):
     default_base_url = url
     working = False
     supports_gpt_35_turbo = True
+    takes_max_tokens = False  # the protocol has no field for it
 
     @classmethod
     async def generate(cls, call):
@@ -37,7 +39,7 @@ class Cromicle(HTTPProvider):
                 # Incremental decoding: the original broke on a character split across chunks.
                 async for text in utf8_text(response.content.iter_any()):
                     answered = True
-                    yield text
+                    yield Text(text)
         if not answered:
             # Raw text has no end marker: an empty body is a failure, not an empty answer.
             raise errors.StreamCutShort("the server sent no answer text", provider=call.provider)

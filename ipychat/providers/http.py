@@ -56,6 +56,9 @@ class Call:
     cookies: Optional[Dict[str, str]] = None
     api_key: Optional[str] = None
     options: Dict[str, Any] = field(default_factory=dict)
+    #: ``max_tokens=`` and ``reasoning=``: each protocol has its own field for them.
+    max_tokens: Optional[int] = None
+    reasoning: Optional[str] = None
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path

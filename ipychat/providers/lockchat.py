@@ -7,9 +7,9 @@ import contextlib
 import re
 
 from .. import errors
-from .base import HTTPProvider
+from .base import SHOWN, HTTPProvider
 from .http import check_status, open_session, request_options
-from .openai_chunks import chunk_texts
+from .openai_chunks import chunk_events, max_tokens_field
 
 HEADERS = {"user-agent": "ChatX/39 CFNetwork/1408.0.4 Darwin/22.5.0"}
 MISSING_MODEL = re.compile(r"The model: `([^`]*)` does not exist")
@@ -50,10 +50,10 @@ class Lockchat(HTTPProvider):
             started = False
             try:
                 # aclosing: stopping early must close this attempt's connection now.
-                async with contextlib.aclosing(cls._attempt(call)) as chunks:
-                    async for text in chunks:
-                        started = True
-                        yield text
+                async with contextlib.aclosing(cls._attempt(call)) as events:
+                    async for event in events:
+                        started = started or event.kind in SHOWN
+                        yield event
                 return
             except _ModelMissing as err:
                 if started or attempt == 2:
@@ -68,11 +68,12 @@ class Lockchat(HTTPProvider):
             "messages": call.messages,
             "model": call.model,
             "stream": True,
+            **max_tokens_field(call),
             **extra,
         }
         async with open_session(call, HEADERS) as session:
             async with session.post(call.url("/v1/chat/completions"), json=body,
                                     **request_options(call)) as response:
                 await check_status(response, call)
-                async for text in chunk_texts(response, call, watch=_watch):
-                    yield text
+                async for event in chunk_events(response, call, watch=_watch):
+                    yield event

@@ -1,17 +1,23 @@
 """Ollama's native chat API: ``POST {base}/api/chat``, newline-delimited JSON.
 
-Each line is ``{"message": {"content": ...}, "done": false}``; the last one
-has ``"done": true``; a line with ``"error"`` reports a failure mid-stream.
+Each line is ``{"message": {"content": ..., "thinking": ...}, "done": false}``;
+the last one has ``"done": true``, ``done_reason`` and the token counts
+(``prompt_eval_count``, ``eval_count``); a line with ``"error"`` reports a
+failure mid-stream.
 """
 
 from __future__ import annotations
 
+from typing import List
+
 import aiohttp
 
 from .. import errors
+from ..events import Event, Reasoning, Text, finish, usage
 from ..streams import ndjson
 from .base import HTTPProvider
-from .http import Call, check_status, open_session, request_options, translate
+from .http import Call, check_status, open_session, parse_json, request_options, translate
+from .openai_chunks import is_json
 
 #: Request fields Ollama reads at the top level, not inside "options".
 TOP_LEVEL = ("format", "keep_alive", "think", "tools")
@@ -20,12 +26,23 @@ TOP_LEVEL = ("format", "keep_alive", "think", "tools")
 def request_body(call: Call) -> dict:
     body = {"model": call.model, "messages": call.messages, "stream": True}
     options = {k: v for k, v in call.options.items() if k not in TOP_LEVEL}
+    if call.max_tokens is not None:
+        options = {"num_predict": call.max_tokens, **options}
     top = {k: v for k, v in call.options.items() if k in TOP_LEVEL}
+    if call.reasoning is not None and "think" not in top:
+        top["think"] = think_value(call)
     return {**body, "options": options, **top}
 
 
-def line_text(line, call: Call) -> str:
-    """The text of one NDJSON line; an error line raises."""
+def think_value(call: Call):
+    """``think``: a level for the models that take one (gpt-oss), else on or off."""
+    if call.reasoning == "off":
+        return False
+    return call.reasoning if str(call.model or "").startswith("gpt-oss") else True
+
+
+def line_events(line, call: Call) -> List[Event]:
+    """The events of one NDJSON line; an error line raises."""
     if not isinstance(line, dict):
         raise errors.MalformedStreamError("a line is not a JSON object", str(line)[:80],
                                           provider=call.provider)
@@ -33,7 +50,16 @@ def line_text(line, call: Call) -> str:
         message = errors.one_line(line["error"] or "the server reported an error")
         raise errors.ProviderError(message, provider=call.provider)
     message = line.get("message")
-    return (message.get("content") or "") if isinstance(message, dict) else ""
+    found: List[Event] = []
+    if isinstance(message, dict):
+        if message.get("thinking"):
+            found.append(Reasoning(str(message["thinking"])))
+        if message.get("content"):
+            found.append(Text(str(message["content"])))
+    if line.get("done"):
+        counted = usage(line.get("prompt_eval_count"), line.get("eval_count"))
+        found += [e for e in (counted, finish(line.get("done_reason"))) if e is not None]
+    return found
 
 
 def not_running(err: aiohttp.ClientConnectorError, call: Call) -> errors.ChatError:
@@ -51,6 +77,7 @@ class Ollama(HTTPProvider):
     supports_stream = True
     supports_message_history = True
     model = "llama3.2"
+    takes_reasoning = True
 
     @classmethod
     async def generate(cls, call: Call):
@@ -62,11 +89,25 @@ class Ollama(HTTPProvider):
                 raise not_running(err, call) from err
             async with response:
                 await check_status(response, call)
-                async for line in ndjson(response.content.iter_any()):
-                    text = line_text(line, call)
-                    if text:
-                        yield text
+                if is_json(response):  # a proxy or mock that answered whole
+                    line = parse_json(await response.read(), call, "the answer is not JSON")
+                    lines = [{**line, "done": True} if isinstance(line, dict) else line]
+                else:
+                    lines = ndjson(response.content.iter_any())
+                async for line in _each(lines):
+                    for event in line_events(line, call):
+                        yield event
                     if line.get("done"):
                         return
         raise errors.StreamCutShort("the stream ended before its done line",
                                     provider=call.provider)
+
+
+async def _each(lines):
+    """A list or an async iterator of lines, as an async iterator."""
+    if isinstance(lines, list):
+        for line in lines:
+            yield line
+        return
+    async for line in lines:
+        yield line

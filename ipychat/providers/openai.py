@@ -3,6 +3,11 @@ server that speaks the same protocol (vLLM, LM Studio, llama.cpp, ...).
 
 ``POST {base}/chat/completions`` with ``"stream": true``; the answer is SSE
 with OpenAI-style chunks ending in ``data: [DONE]`` (``openai_chunks``).
+
+Usage is asked for with ``stream_options: {"include_usage": true}``. Some
+compatible servers reject that field with HTTP 400: the request then goes
+again without it, and the base URL is remembered so it is not sent there
+again in this process.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from .. import errors
-from .base import HTTPProvider
+from .base import HTTPProvider, same_origin
 from .http import (Call, check_status, client_timeout, open_session, parse_json,
                    request_options, translated)
-from .openai_chunks import chunk_texts
+from .openai_chunks import chunk_events
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+USAGE_OPTIONS = {"include_usage": True}
+#: Base URLs that answered HTTP 400 to ``stream_options``.
+_NO_STREAM_OPTIONS: set = set()
 
 
 @dataclass(repr=False)  # keeps Call's repr, which never shows the key
@@ -46,6 +54,7 @@ class OpenAIChat(HTTPProvider):
     supports_gpt_4 = True
     model = "gpt-4o-mini"
     api_key_env = DEFAULT_KEY_ENV
+    takes_reasoning = True
 
     @classmethod
     def make_call(cls, model, messages, *, api_key_env=None, **kwargs) -> KeyedCall:
@@ -55,13 +64,42 @@ class OpenAIChat(HTTPProvider):
 
     @classmethod
     async def generate(cls, call: KeyedCall):
-        body = {"model": call.model, "messages": call.messages, **call.options, "stream": True}
+        body = cls.request_body(call)
+        try:
+            async for event in cls._post(call, body):
+                yield event
+        except errors.HTTPStatusError as err:
+            if not rejects_stream_options(err, body):
+                raise
+            _NO_STREAM_OPTIONS.add(call.base_url)
+            body.pop("stream_options")
+            async for event in cls._post(call, body):
+                yield event
+
+    @classmethod
+    async def _post(cls, call: KeyedCall, body: dict):
         async with open_session(call, auth_headers(call)) as session:
             async with session.post(call.url("/chat/completions"), json=body,
                                     **request_options(call)) as response:
                 await check_status(response, call, call.auth_hint)
-                async for text in chunk_texts(response, call):
-                    yield text
+                async for event in chunk_events(response, call):
+                    yield event
+
+    @classmethod
+    def request_body(cls, call: Call) -> dict:
+        body = {"model": call.model, "messages": call.messages}
+        if call.max_tokens is not None:
+            # OpenAI itself renamed the field (its reasoning models refuse the
+            # old one); compatible servers know the old name only.
+            own = same_origin(call.base_url, cls.default_base_url)
+            body["max_completion_tokens" if own else "max_tokens"] = call.max_tokens
+        if call.reasoning is not None:
+            body["reasoning_effort"] = "none" if call.reasoning == "off" else call.reasoning
+        body.update(call.options)
+        body["stream"] = True
+        if call.base_url not in _NO_STREAM_OPTIONS and "stream_options" not in body:
+            body["stream_options"] = dict(USAGE_OPTIONS)
+        return body
 
     @classmethod
     async def list_models(cls, base_url: Optional[str] = None, api_key: Optional[str] = None,
@@ -83,6 +121,12 @@ class OpenAIChat(HTTPProvider):
                     await check_status(response, call, call.auth_hint)
                     reply = parse_json(await response.read(), call, "the model list is not JSON")
         return model_ids(reply, call)
+
+
+def rejects_stream_options(err: errors.HTTPStatusError, body: dict) -> bool:
+    """Whether a 400 is the server refusing the ``stream_options`` we added."""
+    return (err.status == 400 and "stream_options" in str(err)
+            and body.get("stream_options") == USAGE_OPTIONS)
 
 
 def model_ids(reply, call: Call) -> List[str]:

@@ -12,8 +12,9 @@ import contextlib
 import aiohttp
 
 from .. import errors
+from ..events import Text
 from ..messages import format_prompt
-from ..streams import LineSplitter
+from ..streams import sse_events
 from .base import HTTPProvider
 from .http import Call, check_status, open_session, parse_json, request_options
 from .vitalentum import CHROME_UA
@@ -33,6 +34,11 @@ COOKIE_HINT = (
     "Pass cookies={'__Secure-next-auth.session-token': '...'} copied from your browser "
     "while logged in to open-assistant.io (or use %chat demo on for the emulator)."
 )
+
+
+def sampling_parameters(call: Call) -> dict:
+    limit = {} if call.max_tokens is None else {"max_new_tokens": call.max_tokens}
+    return {**SAMPLING_DEFAULTS, **limit, **call.options}
 
 
 def prompt_content(messages) -> str:
@@ -56,9 +62,9 @@ class OpenAssistant(HTTPProvider):
             chat_id = await cls._post_json(session, call, "/api/chat", None, "id")
             try:
                 # aclosing: close the event stream before the chat is deleted.
-                async with contextlib.aclosing(cls._answer(session, call, chat_id)) as chunks:
-                    async for text in chunks:
-                        yield text
+                async with contextlib.aclosing(cls._answer(session, call, chat_id)) as events:
+                    async for event in events:
+                        yield event
             finally:
                 await cls._delete_chat(session, call, chat_id)
 
@@ -72,7 +78,7 @@ class OpenAssistant(HTTPProvider):
             "chat_id": chat_id,
             "parent_id": parent_id,
             "model_config_name": call.model,
-            "sampling_parameters": {**SAMPLING_DEFAULTS, **call.options},
+            "sampling_parameters": sampling_parameters(call),
             "plugins": [],
         }
         message_id = await cls._post_json(session, call, "/api/chat/assistant_message",
@@ -83,7 +89,7 @@ class OpenAssistant(HTTPProvider):
                                 **request_options(call)) as response:
             await check_status(response, call)
             async for text in token_texts(response, call):
-                yield text
+                yield Text(text)
 
     @classmethod
     async def _post_json(cls, session, call: Call, path: str, body, key: str):
@@ -114,11 +120,12 @@ class OpenAssistant(HTTPProvider):
 async def token_texts(response: aiohttp.ClientResponse, call: Call):
     """Text of each ``token`` event; an ``error`` event raises. The stream
     ends when the server closes it (no [DONE] in this protocol), so a stream
-    without any text is a failure, not an empty answer."""
+    without any text is a failure, not an empty answer. It is
+    ``text/event-stream``: read by the same WHATWG decoder as the others."""
     answered = False
-    async with contextlib.aclosing(event_lines(response)) as lines:
-        async for line in lines:
-            text = event_text(line, call)
+    async with contextlib.aclosing(sse_events(response.content.iter_any())) as events:
+        async for event in events:
+            text = event_text(event.data, call)
             if text:
                 answered = True
                 yield text
@@ -126,20 +133,8 @@ async def token_texts(response: aiohttp.ClientResponse, call: Call):
         raise errors.StreamCutShort("the server sent no answer text", provider=call.provider)
 
 
-async def event_lines(response: aiohttp.ClientResponse):
-    lines = LineSplitter()
-    async for chunk in response.content.iter_any():
-        for line in lines.feed(chunk):
-            yield line
-    tail = lines.close()
-    if tail:
-        yield tail
-
-
-def event_text(line: bytes, call: Call) -> str:
-    if not line.startswith(b"data:"):
-        return ""
-    event = parse_json(line[5:].strip(), call)
+def event_text(data: str, call: Call) -> str:
+    event = parse_json(data, call)
     kind = event.get("event_type") if isinstance(event, dict) else None
     if kind == "token":
         return event.get("text") or ""

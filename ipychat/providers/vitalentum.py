@@ -7,7 +7,7 @@ import json
 
 from .base import HTTPProvider
 from .http import check_status, open_session, request_options
-from .openai_chunks import chunk_texts
+from .openai_chunks import chunk_events, max_tokens_field
 
 CHROME_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -45,10 +45,11 @@ class Vitalentum(HTTPProvider):
     @classmethod
     async def generate(cls, call):
         # model is not part of this protocol; caller options go into the body.
-        body = {"conversation": conversation(call.messages), "temperature": 0.7, **call.options}
+        body = {"conversation": conversation(call.messages), "temperature": 0.7,
+                **max_tokens_field(call), **call.options}
         async with open_session(call, headers(call.base_url)) as session:
             async with session.post(call.url("/api/converse-edge"), json=body,
                                     **request_options(call)) as response:
                 await check_status(response, call)
-                async for text in chunk_texts(response, call):
-                    yield text
+                async for event in chunk_events(response, call):
+                    yield event

@@ -17,3 +17,28 @@ async def failure_of(provider, base_url, messages, **kwargs) -> errors.ChatError
     with pytest.raises(errors.ChatError) as caught:
         await answer_of(provider, base_url, messages, **kwargs)
     return caught.value
+
+
+async def events_of(provider, base_url, messages, **kwargs):
+    """(events, error) of one ``stream_events`` call; text pieces of one kind merged."""
+    found, failure = [], None
+    try:
+        async for event in provider.stream_events(kwargs.pop("model", None), messages,
+                                                  base_url=base_url, **kwargs):
+            found.append(event)
+    except errors.ChatError as err:
+        failure = err
+    return found, failure
+
+
+def merged(events):
+    """``[(kind, value), ...]`` with neighbouring text or reasoning pieces joined,
+    so that where the network split a stream does not matter."""
+    out = []
+    for event in events:
+        value = event.text if event.kind in ("text", "reasoning") else event
+        if out and event.kind in ("text", "reasoning") and out[-1][0] == event.kind:
+            out[-1] = (event.kind, out[-1][1] + value)
+        else:
+            out.append((event.kind, value))
+    return out

@@ -1,0 +1,99 @@
+"""One answer as a result: what arrived, what it cost, how it ended.
+
+``session.stream_into`` fills an ``Answer`` from a provider's events; the
+magic and the panel record it; ``last_result()`` hands the last one to the
+user. Pure: no I/O, no IPython.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+#: ``Answer.status`` values.
+STREAMING, COMPLETE, INTERRUPTED, ERROR = "streaming", "complete", "interrupted", "error"
+
+#: What a finished answer's mark says for a finish reason other than ``stop``.
+FINISH_MARKS = {
+    "length": "stopped at the token limit: raise it with --max-tokens",
+    "content_filter": "stopped by the provider's content filter",
+}
+
+
+@dataclass
+class Answer:
+    """A question and its answer, complete or not.
+
+    ``usage`` holds ``input_tokens`` and ``output_tokens`` as the server
+    reported them (None: not reported, which is not zero). ``first_token_s``
+    is the time from sending to the first piece of text or reasoning.
+    """
+
+    prompt: str
+    provider: str
+    model: Optional[str] = None
+    text: str = ""
+    reasoning: str = ""
+    usage: dict = field(default_factory=lambda: {"input_tokens": None, "output_tokens": None})
+    finish_reason: Optional[str] = None
+    first_token_s: Optional[float] = None
+    duration_s: Optional[float] = None
+    status: str = STREAMING
+    error: Optional[str] = None
+
+    @property
+    def complete(self) -> bool:
+        return self.status == COMPLETE
+
+    def mark(self) -> str:
+        """The mark a complete answer carries (why it stopped early), or ''."""
+        return FINISH_MARKS.get(self.finish_reason or "", "") if self.complete else ""
+
+    def stats(self) -> str:
+        """One short line: model, time to first text, total time, tokens, speed."""
+        parts = [self.model or self.provider]
+        if self.first_token_s is not None:
+            parts.append(f"first text {_seconds(self.first_token_s)}")
+        if self.duration_s is not None:
+            parts.append(f"{_seconds(self.duration_s)} in all")
+        tokens_in, tokens_out = self.usage.get("input_tokens"), self.usage.get("output_tokens")
+        if tokens_in is not None or tokens_out is not None:
+            parts.append(f"{_count(tokens_in)} → {_count(tokens_out)} tokens")
+        rate = self.tokens_per_second()
+        if rate is not None:
+            parts.append(f"{rate:.1f} tokens/s")
+        return " · ".join(parts)
+
+    def tokens_per_second(self) -> Optional[float]:
+        """Output tokens over the time they took to stream (after the first one)."""
+        tokens = self.usage.get("output_tokens")
+        if not tokens or self.duration_s is None:
+            return None
+        streaming = self.duration_s - (self.first_token_s or 0.0)
+        return tokens / streaming if streaming > 0 else None
+
+    def __repr__(self) -> str:
+        words = " ".join(self.text.split()[:8])
+        return (f"Answer({self.status}, provider={self.provider!r}, model={self.model!r}, "
+                f"finish_reason={self.finish_reason!r}, text={words!r}…)")
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
+def _count(value: Optional[int]) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+_last: Optional[Answer] = None
+
+
+def last_result() -> Optional[Answer]:
+    """The last answer of ``%%chat`` or the panel, complete or not; None before any."""
+    return _last
+
+
+def remember_last(answer: Answer) -> None:
+    global _last
+    _last = answer
