@@ -16,13 +16,13 @@ import asyncio
 from typing import Optional
 
 from . import errors
-from .options import interpolate
+from .references import prepare
 from .panel_view import PanelView
 from .providers import list_providers
 from .answer import Answer
 from .render import StreamView
 from .session import Conversation, default_conversation, stream_into
-from .targets import default_name, resolve
+from .targets import default_name, resolve, secret_variables
 
 #: Seconds between answer updates, as for %%chat: about ten widget value sets a second.
 UPDATE_INTERVAL = 0.1
@@ -89,14 +89,15 @@ class ChatPanel(PanelView):
         typed = self.prompt.value.strip()
         if not typed:
             return self.show_status(EMPTY, "error")
-        prompt = interpolate(typed, self.namespace)
         try:
+            # The same {references} as %%chat: the panel runs in the same kernel.
+            prompt = prepare(typed, self.namespace, secret_variables())
             target = self._target()
         except errors.ChatError as err:
             return self.show_status(str(err), "error")
         self.show_history(self.conversation)  # %%chat cells may have added turns
-        messages = self.conversation.messages_for(prompt)
-        self._launch(self._answer(prompt, target, messages, typed))
+        messages = self.conversation.messages_for(prompt.content())
+        self._launch(self._answer(prompt.text, target, messages, typed))
 
     def stop(self, _button=None) -> None:
         """Cancel the answer that streams, from whichever thread the click arrives on."""
