@@ -1,5 +1,6 @@
 """The HTTP side every built-in provider shares: session, timeouts, status and
-exception mapping into the ``ipychat.errors`` family.
+exception mapping into the ``ipychat.errors`` family, default base URLs from
+the environment.
 
 One ``aiohttp.ClientSession`` per call, on connections kept per event loop.
 The session is cheap next to a chat answer and holds that call's cookies,
@@ -18,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -125,6 +128,46 @@ class CallSession:
             await pool.settle()
         finally:
             await self.pool.give_back()
+
+
+class EnvURL:
+    """A provider's default base URL: environment variable ``var`` when set,
+    else ``builtin``. Read at each use, so a kernel sees what it started with
+    and a test what it patched in."""
+
+    def __init__(self, var: str, builtin: str, default_port: Optional[int] = None):
+        self.var, self.builtin, self.default_port = var, builtin, default_port
+
+    def __get__(self, obj, owner=None) -> str:
+        value = os.environ.get(self.var, "").strip()
+        return base_url_from_env(value, self.default_port) if value else self.builtin
+
+    def __repr__(self) -> str:
+        return f"EnvURL({self.var!r}, {self.builtin!r})"
+
+
+def base_url_from_env(value: str, default_port: Optional[int] = None) -> str:
+    """A base URL as given in an environment variable.
+
+    With a scheme it is used as given (``OPENAI_BASE_URL`` and
+    ``ANTHROPIC_BASE_URL``, as their SDKs do). Without one it is read the
+    way Ollama reads ``OLLAMA_HOST``: ``host``, ``host:port``, ``:port`` or
+    ``host:port/path``, over http, on ``default_port`` when none is given and
+    127.0.0.1 when only a port is.
+    """
+    value = value.strip()
+    if "://" in value:
+        return value.rstrip("/")
+    parts = urlsplit("http://" + value)
+    try:
+        port = parts.port or default_port
+    except ValueError:  # not a port number: the request will say "invalid URL"
+        return "http://" + value.rstrip("/")
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:  # IPv6 again in brackets
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port else host
+    return f"http://{netloc}{parts.path.rstrip('/')}"
 
 
 def request_options(call: Call) -> dict:

@@ -45,7 +45,7 @@ def auth_headers(call: Call) -> dict:
 
 class OpenAIChat(HTTPProvider):
     url = "https://api.openai.com/v1"
-    default_base_url = url
+    default_base_url = HTTPProvider.env_url("OPENAI_BASE_URL", url)
     working = True
     needs_auth = True
     supports_stream = True
