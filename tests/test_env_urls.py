@@ -108,6 +108,15 @@ async def test_openai_base_url_gets_the_key_set_with_it(make_server, monkeypatch
     assert sent(server, "Authorization") == ["Bearer sk-env-123"] * 2
 
 
+async def test_a_compatible_server_set_by_the_variable_gets_compatible_fields(make_server,
+                                                                             monkeypatch):
+    server = openai_server(make_server)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+    assert await ask(OpenAIChat, max_tokens=5) == "ok"
+    body = server.requests[0].json()
+    assert body["max_tokens"] == 5 and "max_completion_tokens" not in body
+
+
 async def test_a_base_url_given_per_call_still_gets_no_key(make_server, monkeypatch):
     configured, typed = openai_server(make_server), openai_server(make_server)
     monkeypatch.setenv("OPENAI_BASE_URL", configured.url + "/v1")

@@ -91,8 +91,9 @@ class OpenAIChat(HTTPProvider):
         body = {"model": call.model, "messages": [wire_message(m) for m in call.messages]}
         if call.max_tokens is not None:
             # OpenAI itself renamed the field (its reasoning models refuse the
-            # old one); compatible servers know the old name only.
-            own = same_origin(call.base_url, cls.default_base_url)
+            # old one); compatible servers know the old name only. cls.url:
+            # OPENAI_BASE_URL may move default_base_url to such a server.
+            own = same_origin(call.base_url, cls.url)
             body["max_completion_tokens" if own else "max_tokens"] = call.max_tokens
         if call.reasoning is not None:
             body["reasoning_effort"] = "none" if call.reasoning == "off" else call.reasoning
