@@ -264,18 +264,9 @@ STOPS = {"break": (stop_by_break, b""), "cancel": (stop_by_cancel, b""),
          "stall": (stop_by_timeout, b""), "malformed": (stop_by_bad_chunk, b"data: {not json\n\n")}
 
 
-#: OpenAIChat.generate iterates its _post generator without closing it, so a
-#: consumer's break leaves that generator (and its session) open until the loop
-#: finalises it, a turn or more later: on main before kept connections too.
-#: The fix is ``contextlib.aclosing(cls._post(call, body))`` in generate.
-OPENAI_BREAK = pytest.mark.xfail(strict=True, reason="OpenAIChat.generate leaves _post open")
-
-
 @pytest.mark.parametrize("name", ["openai", "anthropic", "ollama", "cromicle", "lockchat"])
 @pytest.mark.parametrize("stop", list(STOPS))
 async def test_a_call_stopped_half_way_closes_its_connection(request, make_server, name, stop):
-    if (stop, name) == ("break", "openai"):
-        request.applymarker(OPENAI_BREAK)
     wire = ALL_WIRES[name]
     if stop == "malformed" and name in ("cromicle", "ollama"):
         pytest.skip("raw text has no chunk to get wrong; NDJSON is covered by its own tests")

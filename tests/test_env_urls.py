@@ -147,6 +147,21 @@ async def test_the_magic_stack_uses_the_variables(make_server, monkeypatch):
     assert sent(server, "Authorization") == ["Bearer sk-env-123"]
 
 
+async def test_a_base_url_variable_without_a_key_is_no_demo(make_server, monkeypatch):
+    # A local server named in OPENAI_BASE_URL needs no key: a bare %%chat goes there,
+    # not to the emulator.
+    server = openai_server(make_server)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+    for spec in (None, "openai"):
+        target = resolve(spec, demo=True)
+        assert target.note == "" and "base_url" not in target.legs[0].kwargs
+        events = [event async for event in target.stream(MESSAGES)]
+        assert "".join(e.text for e in events if e.kind == "text") == "ok"
+    assert sent(server, "Authorization") == [None, None]
+
+
 async def test_anthropic_base_url_gets_the_key_set_with_it(make_server, monkeypatch):
     server = make_server([("POST", "/v1/messages",
                            answering([text_delta("ok"), ANTHROPIC_STOP]))])

@@ -12,6 +12,7 @@ again in this process.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -67,15 +68,18 @@ class OpenAIChat(HTTPProvider):
     async def generate(cls, call: KeyedCall):
         body = cls.request_body(call)
         try:
-            async for event in cls._post(call, body):
-                yield event
+            # aclosing: a consumer that stops early must close this request now.
+            async with contextlib.aclosing(cls._post(call, body)) as events:
+                async for event in events:
+                    yield event
         except errors.HTTPStatusError as err:
             if not rejects_stream_options(err, body):
                 raise
             _NO_STREAM_OPTIONS.add(call.base_url)
             body.pop("stream_options")
-            async for event in cls._post(call, body):
-                yield event
+            async with contextlib.aclosing(cls._post(call, body)) as events:
+                async for event in events:
+                    yield event
 
     @classmethod
     async def _post(cls, call: KeyedCall, body: dict):
