@@ -59,7 +59,31 @@ class Finish:
     kind: ClassVar[str] = "finish"
 
 
-Event = Union[Text, Reasoning, Usage, Finish]
+@dataclass(frozen=True)
+class Retry:
+    """Not the answer: the request failed before it started and is sent again
+    after ``wait_s`` seconds (retry ``attempt`` of ``retries``)."""
+
+    attempt: int
+    retries: int
+    wait_s: float
+    reason: str  # e.g. "HTTP 429"
+    kind: ClassVar[str] = "retry"
+
+    def line(self) -> str:
+        """What the live output says while waiting."""
+        return (f"{self.reason}, retrying in {seconds_text(self.wait_s)} "
+                f"({self.attempt} of {self.retries})")
+
+
+def seconds_text(value: float) -> str:
+    """A wait as people say it: 250 ms, 1.5 s, 2 s, 30 s."""
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.0f} s" if value >= 10 or float(value).is_integer() else f"{value:.1f} s"
+
+
+Event = Union[Text, Reasoning, Usage, Finish, Retry]
 
 #: Each protocol's word for why an answer ended, and ours.
 _REASONS = {

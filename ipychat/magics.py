@@ -53,6 +53,8 @@ class ChatMagics(Magics):
              "the answer starts), shown, or hidden.").tag(config=True)
     stats = Bool(True, help="A stats line (model, times, tokens) under each answer.").tag(
         config=True)
+    max_retries = Int(2, help="How often a request that failed before its answer started is "
+                              "sent again (0: never).").tag(config=True)
     max_value_chars = Int(20_000, help="Most characters one {value} in a prompt becomes "
                                        "(a visible note says what was cut).").tag(config=True)
     code_prompt = Unicode(
@@ -113,7 +115,8 @@ class ChatMagics(Magics):
         target = resolve(
             opts.provider or self.default_provider or None,
             model=opts.model or self.default_model or None,
-            options={**opts.body_options(), "api_key_env": opts.api_key_env},
+            options={**opts.body_options(), "api_key_env": opts.api_key_env,
+                     "max_retries": self.max_retries if opts.retries is None else opts.retries},
             base_url=opts.base_url, proxy=opts.proxy,
             timeout=opts.timeout or self.timeout, demo=self.demo,
         )

@@ -49,6 +49,8 @@ class ChatOptions:
     #: ``--image PATH`` files to attach; ``--context N`` cells to send along.
     images: Optional[list] = None
     context: Optional[int] = None
+    #: ``--retries N``: how often a request that failed before its answer is sent again.
+    retries: Optional[int] = None
 
     def merged_over(self, defaults: "ChatOptions") -> "ChatOptions":
         """These options, with unset ones taken from ``defaults`` (``--param``
@@ -56,7 +58,9 @@ class ChatOptions:
         values = {}
         for f in fields(self):
             mine = getattr(self, f.name)
-            values[f.name] = mine if mine not in (None, False) else getattr(defaults, f.name)
+            # "is", not "in (None, False)": 0 == False, and -t 0 or --retries 0 are set values.
+            unset = mine is None or mine is False
+            values[f.name] = getattr(defaults, f.name) if unset else mine
         if self.params and defaults.params:
             values["params"] = {**defaults.params, **self.params}
         return ChatOptions(**values)
@@ -112,6 +116,9 @@ def chat_arguments(func):
                  help="Attach a PNG or JPEG file for a model that can see. Repeatable."),
         argument("--context", metavar="N",
                  help="Send the code and output of the last N cells along, before the question."),
+        argument("--retries", metavar="N",
+                 help="How often to send a request again that failed before its answer "
+                      "started (default 2; 0: never)."),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
@@ -147,6 +154,7 @@ def parse(magic_func, line: str) -> ChatOptions:
         no_stats=args.no_stats,
         images=args.image or None,
         context=_count(args.context, "--context"),
+        retries=_count(args.retries, "--retries", lowest=0),
     )
 
 
@@ -210,11 +218,12 @@ def _max_tokens(value: Optional[str]) -> Optional[int]:
     return _count(value, "--max-tokens")
 
 
-def _count(value: Optional[str], option: str) -> Optional[int]:
+def _count(value: Optional[str], option: str, lowest: int = 1) -> Optional[int]:
     if value is None:
         return None
-    if not re.fullmatch(r"\s*\+?\d+\s*", value) or int(value) <= 0:
-        raise errors.UsageError(f"{option} must be a whole number above 0, not {value!r}")
+    if not re.fullmatch(r"\s*\+?\d+\s*", value) or int(value) < lowest:
+        least = "above 0" if lowest == 1 else f"from {lowest} up"
+        raise errors.UsageError(f"{option} must be a whole number {least}, not {value!r}")
     return int(value)
 
 

@@ -129,6 +129,7 @@ class StreamView:
         self._text = ""
         self._thought = []  # reasoning, likewise
         self._reasoning = ""
+        self._notice = ""  # a line shown until the answer starts (a retry's wait)
         self._gap = interval  # grows when publishing is slow (see flush)
         self.updates = 0
         self._publish = publish or _ipython_publisher()
@@ -168,6 +169,11 @@ class StreamView:
         self._thought.append(text)
         self._due()
 
+    def notice(self, line: str) -> None:
+        """Show ``line`` where the answer will be, until it starts (at once: it is rare)."""
+        self._notice = line
+        self.flush()
+
     def _due(self) -> None:
         wait = self._last + self._gap - self._clock()
         if wait <= 0:
@@ -183,9 +189,11 @@ class StreamView:
     def flush(self, suffix: str = "") -> None:
         self._cancel_timer()
         text, reasoning = self.text, self.reasoning
-        if (len(text), len(reasoning), suffix) == self._shown:
+        if text or reasoning:
+            self._notice = ""  # the answer replaces the line
+        if (len(text), len(reasoning), suffix, self._notice) == self._shown:
             return
-        self._shown = (len(text), len(reasoning), suffix)
+        self._shown = (len(text), len(reasoning), suffix, self._notice)
         started = self._clock()
         self._seal_full_outputs(text)
         part = text if self._start == 0 else text[self._start:]
@@ -200,6 +208,7 @@ class StreamView:
     def finish(self, mark: str = "", stats: str = "") -> None:
         """Final flush; ``mark`` (e.g. "interrupted") and the ``stats`` line
         are shown after the text."""
+        self._notice = ""
         self.flush(suffix_of(self.fmt, _no_answer(mark, self.text), stats))
 
     def _seal_full_outputs(self, text: str) -> None:
@@ -214,6 +223,9 @@ class StreamView:
         """The first output carries the header and the reasoning; later ones only text."""
         if self._start:
             return bundle(part, self.fmt, "", suffix)
+        if self._notice:
+            line = f"*{self._notice}*" if self.fmt == "markdown" else self._notice
+            return bundle(line, self.fmt, self.header)
         return bundle(part, self.fmt, self.header, suffix, self.reasoning, self.fold)
 
     def _trailing(self) -> None:
@@ -222,7 +234,7 @@ class StreamView:
             self.flush()
 
     def _unshown(self) -> bool:
-        return (len(self.text), len(self.reasoning), "") != self._shown
+        return (len(self.text), len(self.reasoning), "", self._notice) != self._shown
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -268,6 +280,9 @@ class TerminalView:
     def start(self, placeholder: str = "") -> None:
         if self.header:
             self._write(self.header + "\n")
+
+    def notice(self, line: str) -> None:
+        self._write(f"{self.DIM}{line}{self.RESET}\n")
 
     def reason(self, text: str) -> None:
         if not self.reasoning and self.fold != "hidden":

@@ -106,8 +106,11 @@ class Feed:
             self.answer.first_token_s = self.clock() - self.started
 
     def _note(self, event) -> None:
-        """Keep what an event says about the answer (usage, why it ended)."""
-        if event.kind == "usage":
+        """Keep what an event says about the answer (usage, why it ended), or
+        show what happens meanwhile (a retry's wait)."""
+        if event.kind == "retry":
+            self.view.notice(event.line())
+        elif event.kind == "usage":
             for key, value in event.as_dict().items():
                 if value is not None:
                     self.answer.usage[key] = value

@@ -68,15 +68,23 @@ INTRO = ("`tests/test_fault_matrix.py`, against the built-in emulator. Cells: th
 NOTES = ("- Cromicle streams raw text: it has no in-band error (the emulator drops the "
          "connection instead) and, like OpenAssistant, no end marker, so a stream that just "
          "stops is a complete answer there.\n"
-         "- An empty body is an error for every provider, never a silent empty answer.\n")
+         "- An empty body is an error for every provider, never a silent empty answer.\n"
+         "- Rows without \"retries\" in their name run with retries off, so that each maps "
+         "one failure; the retry rows allow 2 and count the retry lines: one before the "
+         "answer after a 429 or a reset, two and an error naming 3 attempts for three 503s, "
+         "none after text was shown.\n")
 
-async def run(name: str, prompt: str, **kwargs):
-    """(texts received, error raised or None) for one call."""
+async def run(name: str, prompt: str, retries=None, **kwargs):
+    """(texts received, error raised or None) for one call; ``retries``, a
+    list, gets the Retry events."""
     texts = []
-    chunks = get_provider(name).create_async_generator(MODELS.get(name), user(prompt), **kwargs)
+    events = get_provider(name).stream_events(MODELS.get(name), user(prompt), **kwargs)
     try:
-        async for text in chunks:
-            texts.append(text)
+        async for event in events:
+            if event.kind == "text":
+                texts.append(event.text)
+            elif event.kind == "retry" and retries is not None:
+                retries.append(event)
     except errors.ChatError as err:
         return texts, err
     return texts, None
@@ -109,10 +117,16 @@ async def test_fault(emulator, closed, recwarn, row, name):
     emulator.reset()
     baseline = asyncio.all_tasks()
     url = base_url(row, name, emulator.url, closed)
-    kwargs = call_kwargs(name, emulator.url, base_url=url, timeout=row.timeout)
-    texts, err = await run(name, row.prompt(), **kwargs)
+    kwargs = call_kwargs(name, emulator.url, base_url=url, timeout=row.timeout,
+                         max_retries=row.retries)
+    retries = []
+    texts, err = await run(name, row.prompt(), retries=retries, **kwargs)
     OUTCOMES[row.id, name] = outcome_name(err)
     assert type(err) is (row.error_for(name) or type(None)), err
+    if row.retry_lines is not None:
+        assert len(retries) == row.retry_lines, retries
+        if err is not None and row.retry_lines:
+            assert f"after {row.retry_lines + 1} attempts: " in str(err)
     if err is not None:
         assert_one_line(err, name)
     if row.id.startswith("http-"):

@@ -23,7 +23,8 @@ from tests.support.matrix import (FAULTS, base_url, chat_cell, closed, emulator,
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
 __all__ = ["closed", "emulator"]  # fixtures, used by name below
 ANTHROPIC_ROWS = ("http-401-json", "http-503-text", "drop", "stall-mid", "malformed",
-                  "unknown-event", "error-event", "empty", "no-end")
+                  "unknown-event", "error-event", "empty", "no-end", "retry-429",
+                  "retry-503-spent", "retry-reset", "retry-drop")
 CASES = [(row, name) for row in FAULTS for name in ("cromicle", "vitalentum")] + [
     (row, "anthropic") for row in FAULTS if row.id in ANTHROPIC_ROWS]
 SHOWN = {}  # (row id, provider) -> the error class the cell showed, or "ok"
@@ -57,6 +58,11 @@ def marked(text: str) -> str:
     return f"{text}\n\n*({mark})*"
 
 
+def updates(run) -> list:
+    return [m["content"]["data"].get("text/markdown", "")
+            for m in run.of_type("display_data", "update_display_data")]
+
+
 def shown(run) -> str:
     """The answer as the notebook shows it: every output's last Markdown, joined."""
     return "".join(run.outputs("text/markdown"))
@@ -68,7 +74,11 @@ def test_a_failing_cell_keeps_text_history_and_kernel(kernel, emulator, closed, 
     emulator.reset()
     before = kernel.run("%chat history").last_text()
     url = base_url(row, name, emulator.url, closed)
-    run = kernel.run(chat_cell(name, url, row.prompt(), f"--timeout {row.timeout:g}", "-o out"))
+    run = kernel.run(chat_cell(name, url, row.prompt(), f"--timeout {row.timeout:g}", "-o out",
+                               f"--retries {row.retries}"))
+    if row.retry_lines is not None:  # each wait was shown, and then replaced
+        waits = {s for s in updates(run) if "retrying in" in s}
+        assert len(waits) == row.retry_lines, waits
     expected, kept = row.error_for(name), row.kept_text(name)
     if expected is None:
         SHOWN[row.id, name] = outcome_name(None)

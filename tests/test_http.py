@@ -114,7 +114,7 @@ async def test_a_redirect_is_not_followed(make_server, wire):
 @wires
 async def test_an_http_error_in_the_answer_step_still_deletes_the_chat(make_server, wire):
     server = wire.serve(make_server, replying(lambda: web.Response(status=500)))
-    await outcome(wire, server)
+    await outcome(wire, server, max_retries=0)
     deletes = [r for r in server.requests if r.method == "DELETE"]
     assert len(deletes) == (1 if wire.cls.__name__ == "OpenAssistant" else 0)
 

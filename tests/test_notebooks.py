@@ -226,8 +226,10 @@ def test_providers_notebook_reaches_each_protocol(executed):
     assert printed(nb, "chain-python") == emulator_answer("openai", "Who answers this?",
                                                           "gpt-4o-mini")
     failed = printed(nb, "chain-fails")
-    assert failed.startswith("every provider failed (Ollama: cannot connect to 127.0.0.1:")
-    assert "; OpenAIChat: cannot connect to 127.0.0.1:" in failed
+    # Each is tried 3 times (2 retries) before the chain moves on.
+    assert failed.startswith("every provider failed (Ollama: after 3 attempts: cannot connect "
+                             "to 127.0.0.1:")
+    assert "; OpenAIChat: after 3 attempts: cannot connect to 127.0.0.1:" in failed
 
 
 @runs_notebooks

@@ -164,7 +164,7 @@ async def test_the_chat_is_deleted_after_a_failure(make_server, replace, error, 
                                            (500, errors.HTTPStatusError)])
 async def test_a_failed_step_1_leaves_no_chat_to_delete(make_server, status, error):
     server = oa_server(make_server, create=json_reply({"error": "who?"}, status=status))
-    _, err = await ask(server)
+    _, err = await ask(server, max_retries=0)
     assert type(err) is error and err.status == status
     assert steps(server) == [("POST", "/api/chat")]
 

@@ -260,7 +260,8 @@ async def test_an_http_error_is_one_sentence_and_the_panel_stays_usable(make_ser
     good = make_server([("POST", "/chat", raw(["fine"]))])
     panel = panel_for(bad)
     await ask(panel, "hi")
-    assert panel.status_text == "Cromicle: HTTP 500: boom. The server failed; try again later."
+    assert panel.status_text == ("Cromicle: after 3 attempts: HTTP 500: boom. The server failed; "
+                                 "try again later.")
     assert "\n" not in panel.status_text
     assert "ipychat-status-error" in panel.status.value
     assert panel.answer_text == "\n\n*(no answer: see the status above)*"

@@ -77,6 +77,11 @@ class Faults:
     no_usage: bool = False
     reject_stream_options: bool = False
     whole: bool = False
+    retry_after: Optional[str] = None
+    retry_after_ms: Optional[int] = None
+    should_retry: Optional[bool] = None
+    reset: bool = False
+    times: int = 0
     #: Set by the server, not by users: this request answers the model-missing quirk.
     quirk: bool = False
 
@@ -87,7 +92,10 @@ class Faults:
 
 NO_FAULTS = Faults()
 FLAGS = ("error_event", "drop", "malformed", "split_utf8", "invalid_utf8", "empty", "no_end",
-         "unknown_event", "split_tags", "no_limit", "no_usage", "reject_stream_options", "whole")
+         "unknown_event", "split_tags", "no_limit", "no_usage", "reject_stream_options", "whole",
+         "should_retry", "reset")
+#: The faults ``times=N`` limits to the first N requests of a message list.
+RETRIED_FAULTS = ("status", "body", "retry_after", "retry_after_ms", "should_retry", "reset")
 #: How an OpenAI-compatible server may send reasoning: the field of ``delta``
 #: (DeepSeek, vLLM; Ollama's /v1 and OpenRouter), or ``<think>`` tags in the content.
 THINK_FORMS = ("reasoning_content", "reasoning", "tags")
@@ -147,6 +155,7 @@ CONVERTERS = {
     "chunks": _count(1_000_000), "after": _count(1_000_000), "big_line": _count(MAX_BIG_LINE),
     "model_missing": _count(1000), "status": _status, "body": str,
     "reasoning": _count(100_000), "think_form": _think_form, "finish": _word,
+    "retry_after": _word, "retry_after_ms": _count(3_600_000), "times": _count(1000),
     **{flag: _flag for flag in FLAGS},
 }
 
@@ -194,6 +203,7 @@ class FaultBook:
         self._lock = threading.Lock()
         self._queue: List[Queued] = []
         self._quirk_seen: Dict[str, int] = {}
+        self._times_seen: Dict[str, int] = {}
 
     def push(self, request_json) -> Queued:
         if not isinstance(request_json, dict):
@@ -216,14 +226,18 @@ class FaultBook:
         with self._lock:
             self._queue.clear()
             self._quirk_seen.clear()
+            self._times_seen.clear()
 
     def take(self, directive: Dict[str, object], messages) -> Faults:
         """The faults for one chat request: the next queued ones, then its directive's."""
         queued, serial = self._next()
         values = {**queued, **directive}
         if directive.get("model_missing"):
-            serial = self._count_quirk(messages)
+            serial = self._count_per_messages(self._quirk_seen, messages)
         quirk = 0 < serial <= int(values.get("model_missing", 0))
+        if directive.get("times") and (self._count_per_messages(self._times_seen, messages)
+                                       > directive["times"]):
+            values = {k: v for k, v in values.items() if k not in RETRIED_FAULTS}
         return Faults(**values, quirk=quirk)
 
     def _next(self) -> Tuple[Dict[str, object], int]:
@@ -237,11 +251,11 @@ class FaultBook:
                 self._queue.pop(0)
             return dict(entry.values), entry.served
 
-    def _count_quirk(self, messages) -> int:
+    def _count_per_messages(self, seen: Dict[str, int], messages) -> int:
         # A directive travels with the messages, so a client's retry carries it
         # again: count requests per identical message list.
         key = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
         with self._lock:
-            self._quirk_seen[key] = self._quirk_seen.get(key, 0) + 1
-            return self._quirk_seen[key]
+            seen[key] = seen.get(key, 0) + 1
+            return seen[key]
 

@@ -256,17 +256,37 @@ async def drop(request: web.Request) -> None:
 
 
 def error_response(framing: Framing, status: int, message: str,
-                   body: Optional[str] = None) -> web.Response:
+                   body: Optional[str] = None, faults: Optional[Faults] = None) -> web.Response:
     if body is not None:
         data, content_type = body.encode("utf-8"), "text/plain"
     else:
         data, content_type = framing.error_body(status, message)
-    headers = {"Content-Type": content_type}
-    if status in (429, 503):
-        headers["Retry-After"] = "1"
+    headers = {"Content-Type": content_type, **retry_headers(status, faults)}
     if 300 <= status < 400:
         headers["Location"] = "/_emulator/health"
     return web.Response(status=status, body=data, headers=headers)
+
+
+def retry_headers(status: int, faults: Optional[Faults]) -> dict:
+    """What a server says about retrying: its wait, and its own yes or no."""
+    headers = {}
+    if faults is not None and faults.retry_after is not None:
+        headers["Retry-After"] = faults.retry_after
+    elif status in (429, 503):
+        headers["Retry-After"] = "1"
+    if faults is not None and faults.retry_after_ms is not None:
+        headers["retry-after-ms"] = str(faults.retry_after_ms)
+    if faults is not None and faults.should_retry is not None:
+        headers["x-should-retry"] = "true" if faults.should_retry else "false"
+    return headers
+
+
+async def reset(request: web.Request) -> None:
+    """Cut the connection before any byte of the answer (a reset, to the client)."""
+    request.app[STATE].log.note(request[RECORD], dropped=True)
+    request.transport.close()
+    await asyncio.sleep(DROP_GRACE)  # the closed connection cancels this handler
+    raise ConnectionResetError("connection reset by the emulator")
 
 
 async def answer(request: web.Request, turn: Turn) -> web.StreamResponse:
@@ -283,8 +303,10 @@ async def answer(request: web.Request, turn: Turn) -> web.StreamResponse:
     streamed = turn.stream and not (faults.whole and turn.framing.has_whole)
     # A non-streamed answer has no in-band error: it becomes an error status.
     status = faults.status or (500 if faults.error_event and not streamed else None)
+    if faults.reset:
+        await reset(request)
     if status:
-        return error_response(turn.framing, status, fault_message(status), faults.body)
+        return error_response(turn.framing, status, fault_message(status), faults.body, faults)
     if faults.reject_stream_options and turn.asked.stream_options:
         return error_response(turn.framing, 400, STREAM_OPTIONS_REJECTED)
     if faults.empty:

@@ -18,13 +18,15 @@ from typing import AsyncIterator, Iterator, Optional
 from urllib.parse import urlsplit
 
 from .. import errors
-from ..events import Event
+from ..events import Event, Retry
 from ..loopthread import iterate_sync
 from ..messages import Messages, check_messages, has_images
+from . import retry
 from .http import Call, EnvURL, client_timeout, translated
 
 #: Arguments that steer a call and never go into a request body.
-CONTROL_ARGS = ("stream", "proxy", "base_url", "timeout", "cookies", "api_key", "api_key_env")
+CONTROL_ARGS = ("stream", "proxy", "base_url", "timeout", "cookies", "api_key", "api_key_env",
+                "max_retries")
 #: ``--reasoning`` levels; each protocol words them its own way.
 REASONING_LEVELS = ("off", "low", "medium", "high")
 
@@ -128,18 +130,43 @@ class HTTPProvider(AsyncGeneratorProvider):
     @classmethod
     async def stream_events(cls, model: str, messages: Messages,
                             proxy: Optional[str] = None, **kwargs) -> AsyncIterator[Event]:
+        """The answer's events. A request that fails before its answer starts is
+        sent again (``max_retries=``, ``retry``), each wait announced by a
+        ``Retry`` event; once text or reasoning was shown, a failure is final."""
         try:
             call = cls.make_call(model, messages, proxy=proxy, **kwargs)
         except errors.ChatError as err:  # bad input: still say which provider refused it
             err.provider = err.provider or cls.label()
             raise
-        progress = {"started": False}
-        async with translated(call, progress):
-            async with contextlib.aclosing(cls.generate(call)) as events:
-                async for event in events:
-                    if event.kind in SHOWN:
-                        progress["started"] = True
-                    yield event
+        attempt = 0
+        while True:
+            progress = {"started": False}
+            call.stream_opened = False
+            try:
+                async with translated(call, progress):
+                    async with contextlib.aclosing(cls.generate(call)) as events:
+                        async for event in events:
+                            if event.kind in SHOWN:
+                                progress["started"] = True
+                            yield event
+                return
+            except errors.ChatError as err:
+                failure = err
+            attempt += 1
+            wait = cls._retry_wait(failure, call, attempt, progress["started"])
+            yield Retry(attempt, call.max_retries, wait, retry.reason_of(failure))
+            await asyncio.sleep(wait)
+
+    @staticmethod
+    def _retry_wait(failure: errors.ChatError, call: Call, attempt: int, started: bool) -> float:
+        """How long to wait before sending again, or ``failure`` raised as final."""
+        if (started or attempt > call.max_retries
+                or not retry.retryable(failure, call.stream_opened)):
+            raise retry.after_attempts(failure, attempt)
+        try:
+            return retry.wait_before(attempt - 1, failure)
+        except errors.ChatError as err:  # the server asked to wait too long
+            raise retry.after_attempts(err, attempt) from None
 
     @classmethod
     async def create_async_generator(cls, model: str, messages: Messages,
@@ -154,7 +181,7 @@ class HTTPProvider(AsyncGeneratorProvider):
     @classmethod
     def make_call(cls, model, messages, *, proxy=None, base_url=None, timeout=None,
                   cookies=None, api_key=None, api_key_env=None, stream=None,
-                  max_tokens=None, reasoning=None, **options) -> Call:
+                  max_tokens=None, reasoning=None, max_retries=None, **options) -> Call:
         del stream  # a control argument of create_completion, never sent
         base_url = (base_url or cls.default_base_url).rstrip("/")
         messages = check_messages(messages)
@@ -172,6 +199,7 @@ class HTTPProvider(AsyncGeneratorProvider):
             options={k: v for k, v in options.items() if v is not None},
             max_tokens=cls.check_max_tokens(max_tokens),
             reasoning=cls.check_reasoning(reasoning),
+            max_retries=retry.check_retries(max_retries),
         )
 
     @classmethod

@@ -70,6 +70,11 @@ class Call:
     #: ``max_tokens=`` and ``reasoning=``: each protocol has its own field for them.
     max_tokens: Optional[int] = None
     reasoning: Optional[str] = None
+    #: How often a request that failed before its answer started is sent again.
+    max_retries: int = 2
+    #: Set once a streaming answer's headers came back fine: from then on a
+    #: failure is no longer "before the answer" (see ``retry.retryable``).
+    stream_opened: bool = False
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
@@ -198,12 +203,19 @@ async def check_status(response: aiohttp.ClientResponse, call: Call,
     ``auth_hint``: what to do on 401/403 (e.g. which variable holds the key).
     """
     if response.status < 300:
+        # The answer's stream is open (OpenAssistant's JSON steps come before it).
+        call.stream_opened = call.stream_opened or response.content_type != "application/json"
         return
     body = await response.content.read(ERROR_BODY_LIMIT)
     detail = errors.redact(error_text(body), call.secrets)
     failure = status_error(response.status, detail, response.headers, call)
     if auth_hint and isinstance(failure, errors.AuthenticationRequired):
         failure.hint = auth_hint
+    # What a retry needs: the server's wait and its own word on retrying.
+    failure.headers = {k.lower(): v for k, v in response.headers.items()
+                       if k.lower() in ("retry-after", "retry-after-ms", "x-should-retry")}
+    should = failure.headers.get("x-should-retry", "").strip().lower()
+    failure.should_retry = {"true": True, "false": False}.get(should)
     raise failure
 
 

@@ -107,6 +107,10 @@ class Fault:
     #: What the caller must hold when it ends: "none", "first" (piece) or "all".
     kept: str = "none"
     timeout: float = 30.0
+    #: Retries allowed (each other row maps one failure: 0), and how many
+    #: retry lines the caller must see (None: not counted).
+    retries: int = 0
+    retry_lines: Optional[int] = None
 
     def prompt(self) -> str:
         return f"hi [[emulator {self.directive}]]" if self.directive else "hi"
@@ -155,6 +159,16 @@ FAULTS: List[Fault] = _status_rows() + [
     Fault("empty", "empty body", "empty", expect={"*": CUT}),
     Fault("no-end", "no end marker", "no_end",
           expect={name: CUT for name in WITH_END_MARKER}, kept="all"),
+    # Retries (2 allowed): before the first text only.
+    Fault("retry-429", "HTTP 429, then an answer (2 retries)",
+          "status=429 retry_after_ms=50 times=1", kept="all", retries=2, retry_lines=1),
+    Fault("retry-503-spent", "HTTP 503 three times (2 retries)",
+          "status=503 retry_after_ms=20", expect={"*": errors.HTTPStatusError}, retries=2,
+          retry_lines=2),
+    Fault("retry-reset", "reset before the first byte, then an answer (2 retries)",
+          "reset times=1", kept="all", retries=2, retry_lines=1),
+    Fault("retry-drop", "reset after the first text (2 retries)", "drop",
+          expect={"*": CUT}, kept="first", retries=2, retry_lines=0),
 ]
 
 
