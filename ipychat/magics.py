@@ -11,11 +11,12 @@ import contextlib
 import os
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default, observe
 
-from . import commands, errors, runner
+from . import commands, errors, replay, runner
 from .answer import Answer
 from .options import FORMATS, ChatOptions, chat_arguments, interpolate, parse
+from .recorder import LOG_ENV, default_recorder, env_flag
 from .render import REASONING_MODES, StreamView, TerminalView
 from .session import Feed, Interrupted, default_conversation, stream_into
 
@@ -32,7 +33,7 @@ class ChatMagics(Magics):
     ``{name}`` is replaced by that variable's value; ``{{`` and ``}}`` escape.
 
     Line magic: ``%chat providers | use NAME [options] | history | last |
-    reset | demo [on|off] | panel | stop``.
+    reset | demo [on|off] | panel | stop | log ... | resume | replay [on|off|only]``.
     """
 
     default_provider = Unicode(help="Provider used when a cell names none.").tag(config=True)
@@ -51,6 +52,8 @@ class ChatMagics(Magics):
              "the answer starts), shown, or hidden.").tag(config=True)
     stats = Bool(True, help="A stats line (model, times, tokens) under each answer.").tag(
         config=True)
+    log = Bool(help="Write every answer to the log (IPYCHAT_HOME/log.db); IPYCHAT_LOG=0 "
+                    "turns it off.").tag(config=True)
 
     @default("default_provider")
     def _provider_from_env(self):
@@ -64,8 +67,18 @@ class ChatMagics(Magics):
     def _demo_from_env(self):
         return os.environ.get("IPYCHAT_DEMO", "1").strip().lower() not in ("0", "off", "false", "no")
 
+    @default("log")
+    def _log_from_env(self):
+        return env_flag(LOG_ENV)
+
+    @observe("log")
+    def _log_changed(self, change):
+        self.recorder.enabled = change["new"]
+
     def __init__(self, shell=None, **kwargs):
+        self.recorder = default_recorder()  # before traits: the observer writes to it
         super().__init__(shell, **kwargs)
+        self.recorder.enabled = self.log  # the panel reads it there
         self.conversation = default_conversation()
         self.defaults = ChatOptions()
 
@@ -77,7 +90,8 @@ class ChatMagics(Magics):
         ``{name}`` in the body is replaced by that variable's value (``{{``/``}}``
         escape). Interrupt the kernel to stop an answer; the text so far stays.
         Line magic: ``%chat providers | use NAME [options] | history | last |
-        reset | demo [on|off] | panel | stop``.
+        reset | demo [on|off] | panel | stop | log [N] | log --search TEXT |
+        log export PATH | log clear | resume | replay [on|off|only]``.
         """
         if cell is None:
             return commands.run(self, line)
@@ -106,8 +120,11 @@ class ChatMagics(Magics):
         )
         messages = self.conversation.messages_for(
             prompt, use_history=not opts.no_history, system=opts.system)
-        answer = Answer(prompt, target.label, target.model_label)
-        return Job(opts, target, messages, self._view(opts, target.note), answer)
+        answer = target.answer(prompt, messages,
+                               conversation=None if opts.no_history else self.conversation.id)
+        events = self.recorder.source(target, answer)  # the log's answer, or the model's
+        header = "\n\n".join(filter(None, [target.note, answer.replayed and replay.note(answer)]))
+        return Job(opts, target, events, self._view(opts, header), answer)
 
     def _view(self, opts: ChatOptions, header: str):
         shown = {"reasoning": self.reasoning, "stats": self.stats and not opts.no_stats}
@@ -130,8 +147,7 @@ class ChatMagics(Magics):
         wake = contextlib.nullcontext() if quiet else runner.wake_for_signals()
         try:
             with wake:
-                await stream_into(job.target.stream(job.messages), job.view, job.answer,
-                                  describe)
+                await stream_into(job.events, job.view, job.answer, describe)
         except asyncio.CancelledError:
             if quiet:
                 raise
@@ -150,7 +166,7 @@ class ChatMagics(Magics):
         job.view.start()
         feed = Feed(job.view, job.answer)
         try:
-            for event in iterate_sync(job.target.stream(job.messages), idle=job.view.tick):
+            for event in iterate_sync(job.events, idle=job.view.tick):
                 feed.take(event)
         except KeyboardInterrupt as err:
             feed.fail(err)
@@ -167,13 +183,17 @@ class ChatMagics(Magics):
         self.conversation.record(job.answer, remember=not job.opts.no_history)
         if job.opts.out:
             self.shell.user_ns[job.opts.out] = job.answer.text
+        warning = self.recorder.keep(job.answer, job.target.secrets())
+        if warning:
+            job.view.warn(warning)
 
 
 class Job:
-    """Everything one ``%%chat`` cell needs, resolved before anything is sent."""
+    """Everything one ``%%chat`` cell needs, resolved before anything is sent:
+    the answer's ``events`` come from the model or, replayed, from the log."""
 
-    def __init__(self, opts, target, messages, view, answer: Answer):
-        self.opts, self.target, self.messages = opts, target, messages
+    def __init__(self, opts, target, events, view, answer: Answer):
+        self.opts, self.target, self.events = opts, target, events
         self.view, self.answer = view, answer
 
 
