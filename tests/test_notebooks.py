@@ -24,6 +24,7 @@ from nbclient import NotebookClient
 
 from ipychat.emulator.reply import reply_text
 from ipychat.targets import EMULATOR_NOTE
+from tests.support.kernel import this_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -32,7 +33,7 @@ EXPECTED = ["01-quickstart.ipynb", "02-providers.ipynb", "03-panel.ipynb",
 SPEC_NAME = "ipychat-notebooks"
 #: Variables that would send a notebook to a real service or change its defaults.
 UNSET = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENASSISTANT_SESSION_TOKEN",
-         "IPYCHAT_PROVIDER", "IPYCHAT_MODEL")
+         "IPYCHAT_PROVIDER", "IPYCHAT_MODEL", "IPYCHAT_REPLAY", "IPYCHAT_LOG")
 CELL_TIMEOUT = 60
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -53,7 +54,7 @@ def offline_env(base: Dict[str, str] | None = None) -> Dict[str, str]:
     """``base`` (default: this process's environment) as Binder has it: demo, no keys."""
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in UNSET}
     env["IPYCHAT_DEMO"] = "1"
-    return env
+    return this_checkout(env)
 
 
 def execute_notebook(path: Path, python: str, spec_root: Path, env: Dict[str, str]):

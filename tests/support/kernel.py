@@ -21,6 +21,15 @@ from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
 SPEC_NAME = "ipychat-test"
+#: The checkout these tests belong to: kernels import ipychat from here, not
+#: from wherever the package happens to be installed.
+CHECKOUT = str(Path(__file__).resolve().parents[2])
+
+
+def this_checkout(env: dict) -> dict:
+    """``env`` with this checkout first on ``PYTHONPATH``."""
+    paths = [CHECKOUT, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    return {**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 def _spec_dir() -> str:
@@ -74,7 +83,8 @@ class Kernel:
                                 kernel_spec_manager=KernelSpecManager(kernel_dirs=[_spec_dir()]))
         # A private IPYTHONDIR: test cells must not land in the user's history.
         ipython_dir = tempfile.mkdtemp(prefix="ipychat-ipython-")
-        self.km.start_kernel(env={**os.environ, "IPYTHONDIR": ipython_dir, **(env or {})})
+        self.km.start_kernel(env=this_checkout({**os.environ, "IPYTHONDIR": ipython_dir,
+                                                **(env or {})}))
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
