@@ -104,8 +104,11 @@ def resume(magics, rest: str):
     last = turns[-1]
     system = next((m["content"] for m in last.messages[:1] if m.get("role") == "system"), None)
     dropped = len(magics.conversation.turns)
+    if last.conversation == magics.conversation.id:
+        instead = " (the conversation this kernel already has)"
+    else:
+        instead = f", in place of this kernel's {dropped}" if dropped else ""
     magics.conversation.resume(last.conversation, turns, system)
-    instead = f", in place of this kernel's {dropped}" if dropped else ""
     return _show(f"Resumed the last conversation of {notebook}: {len(turns)} turn(s){instead}, "
                  f"the last from {replay.date_of(last.asked_at)}. "
                  "The next %%chat cell continues it.")
