@@ -72,7 +72,7 @@ def vars_of_last_result(kernel) -> dict:
 
 
 def ok(run):
-    assert run.reply["content"]["status"] == "ok", run.errors
+    assert run.reply["content"]["status"] == "ok", (run.errors, run.reply["content"])
     return run
 
 
@@ -241,8 +241,7 @@ def test_two_kernels_logging_25_answers_each_at_once_give_50_rows(tmp_path, emul
                for k, who in zip(kernels, "ab")]
         go.touch()
         for k, msg_id in zip(kernels, ids):
-            reply = k.kc.get_shell_msg(timeout=120)
-            assert reply["parent_header"]["msg_id"] == msg_id
+            reply = k.reply_to(msg_id, timeout=120)
             assert reply["content"]["status"] == "ok", reply["content"]
     finally:
         for k in kernels:

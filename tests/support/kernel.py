@@ -105,8 +105,24 @@ class Kernel:
             done.messages.append(msg)
             if on_message is not None:
                 on_message(msg)
-        done.reply = self.kc.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
+        done.reply = self.reply_to(msg_id, max(1, deadline - time.monotonic()))
         return done
+
+    def reply_to(self, msg_id: str, timeout: float = 60) -> dict:
+        """The shell reply to ``msg_id``. Others are skipped: ``wait_for_ready``
+        may leave a second kernel_info reply behind when the kernel starts slowly,
+        and every later reply would then be taken for the one before it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no reply from the kernel in time")
+            try:
+                msg = self.kc.get_shell_msg(timeout=left)
+            except queue.Empty:
+                raise TimeoutError("no reply from the kernel in time") from None
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
 
     def listen(self, predicate: Callable[[dict], bool], timeout: float = 30) -> List[dict]:
         """Collect IOPub messages (any parent) until ``predicate(msg)`` holds."""
