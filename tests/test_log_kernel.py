@@ -127,6 +127,17 @@ def test_failed_and_interrupted_answers_are_logged_too(kernel, log, emulator):
     assert cut.answer.text and cut.answer.text == vars_of_last_result(kernel)["text"]
 
 
+def test_a_background_answer_is_logged_when_it_ends(kernel, log, emulator):
+    ok(kernel.run(openai_cell(emulator, "Later. [[emulator chunks=6 delay=0.2]]",
+                              "--background")))
+    assert log.entries() == []  # the cell returned; the answer still streams
+    kernel.listen(lambda m: m["msg_type"] == "update_display_data"
+                  and " in all" in m["content"]["data"].get("text/plain", ""), timeout=30)
+    kernel.value("1")  # runs once the answer's task has finished its last step
+    (entry,) = log.entries()
+    assert entry.answer.prompt.startswith("Later.") and entry.answer.status == "complete"
+
+
 # -- secrets ----------------------------------------------------------------------------
 
 def echo_credentials(status):
