@@ -16,7 +16,7 @@ import sys
 
 from . import common
 
-BENCHMARKS = ("decode", "render", "load", "concurrency", "memory", "log")
+BENCHMARKS = ("decode", "render", "load", "concurrency", "memory", "context", "log")
 
 
 def run(name: str, args) -> int:

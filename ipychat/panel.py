@@ -17,13 +17,13 @@ from typing import Optional
 
 from . import errors
 from .answer import Answer
-from .options import interpolate
+from .references import prepare
 from .panel_view import PanelView
 from .providers import list_providers
 from .recorder import Recorder, default_recorder
 from .render import StreamView
 from .session import Conversation, default_conversation, stream_into
-from .targets import default_name, resolve
+from .targets import default_name, resolve, secret_variables
 
 #: Seconds between answer updates, as for %%chat: about ten widget value sets a second.
 UPDATE_INTERVAL = 0.1
@@ -93,13 +93,14 @@ class ChatPanel(PanelView):
         typed = self.prompt.value.strip()
         if not typed:
             return self.show_status(EMPTY, "error")
-        prompt = interpolate(typed, self.namespace)
         try:
+            # The same {references} as %%chat: the panel runs in the same kernel.
+            prompt = prepare(typed, self.namespace, secret_variables())
             target = self._target()
         except errors.ChatError as err:
             return self.show_status(str(err), "error")
         self.show_history(self.conversation)  # %%chat cells may have added turns
-        answer = target.answer(prompt, self.conversation.messages_for(prompt),
+        answer = target.answer(prompt.text, self.conversation.messages_for(prompt.content()),
                                conversation=self.conversation.id)
         try:
             events = self.recorder.source(target, answer)  # the log's answer, or the model's

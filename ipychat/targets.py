@@ -127,6 +127,13 @@ def resolve(spec: Optional[str], *, model: Optional[str] = None, options: Option
     return Target(legs, model=model, note=EMULATOR_NOTE if routed else "", options=body)
 
 
+def secret_variables(*named: Optional[str]) -> List[str]:
+    """Environment variables whose values must never go into a prompt: the keys
+    and cookies ipychat reads, and any the user named (``--api-key-env``)."""
+    own = [env for env, _ in KEYED_DEFAULTS] + [OA_TOKEN_ENV]
+    return own + [name for name in named if name and name not in own]
+
+
 def default_name(demo: bool) -> str:
     for env, name in KEYED_DEFAULTS:
         if os.environ.get(env):

@@ -29,9 +29,10 @@ ROW_KEYS = {
     "concurrency": {"consumer", "streams", "chunks_each", "one_stream_chunks_per_s",
                     "concurrent_chunks_per_s", "ratio"},
     "memory": {"measure", "MB", "x_answer"},
+    "context": {"contender", "seconds", "bytes"},
     "log": {"contender", "answers", "ms_per_answer", "added_ms"},
 }
-EXTRA_KEYS = {"load": {"samples", "importtime"}, "memory": {"samples"}}
+EXTRA_KEYS = {"load": {"samples", "importtime"}, "memory": {"samples"}, "context": {"samples"}}
 KERNEL = pytest.mark.kernel
 
 
@@ -52,7 +53,7 @@ def load_result(results, name):
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("name", [
     "decode", pytest.param("render", marks=KERNEL), "load", "concurrency",
-    pytest.param("memory", marks=KERNEL), "log",
+    pytest.param("memory", marks=KERNEL), "context", "log",
 ])
 def test_benchmark_smoke_writes_its_json(name, tmp_path):
     done = run_bench(name, tmp_path)

@@ -275,3 +275,17 @@ def test_the_package_reaches_the_log_module_as_an_attribute():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, env={**os.environ})
     assert done.stdout.strip() == "ipychat.log", done.stderr
+
+
+def test_images_are_kept_as_their_digest_not_their_bytes(log):
+    data = "iVBORw0KGgo" + "A" * 50_000
+    content = [{"type": "text", "text": "What is this?"},
+               {"type": "image", "media_type": "image/png", "data": data}]
+    asked = answer(messages=[{"role": "user", "content": content}])
+    log.write(asked)
+    (entry,) = log.entries()
+    (part,) = [p for p in entry.answer.messages[0]["content"] if p["type"] == "image"]
+    assert part["media_type"] == "image/png" and part["data_chars"] == len(data)
+    assert "data" not in part and len(part["sha256"]) == 64
+    assert entry.key == asked.key()  # the key was taken from the real bytes
+    assert b"AAAAAAAAAA" not in b"".join(f.read_bytes() for f in log.path.parent.iterdir())

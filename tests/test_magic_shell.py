@@ -151,6 +151,22 @@ def test_help_shows_usage_and_every_option(shell):
         assert option in doc
 
 
+def test_format_code_prefills_the_next_terminal_prompt(shell, magics, make_server, capsys):
+    server = cromicle_server(make_server)  # answers "Hi!" (no fence: the whole answer is code)
+    result = shell.run_cell(f"%%chat -p cromicle --base-url {server.url} --format code\nhi")
+    assert result.success
+    assert shell.rl_next_input == "Hi!"
+
+
+def test_unload_removes_err_and_load_brings_it_back(shell, magics):
+    shell.run_cell("1 / 0", store_history=True)  # a numbered cell, as in a notebook
+    assert "ZeroDivisionError" in shell.user_ns["Err"][max(shell.user_ns["Err"])]
+    shell.run_line_magic("unload_ext", "ipychat")
+    assert "Err" not in shell.user_ns
+    shell.run_line_magic("load_ext", "ipychat")
+    assert "Err" in shell.user_ns
+
+
 def test_terminal_answers_are_logged_and_replayed(shell, magics, make_server, capsys,
                                                   tmp_path, monkeypatch):
     monkeypatch.setenv("IPYCHAT_HOME", str(tmp_path))  # the recorder's log follows it

@@ -29,7 +29,7 @@ from tests.support.kernel import this_checkout
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXPECTED = ["01-quickstart.ipynb", "02-providers.ipynb", "03-panel.ipynb",
-            "04-write-a-provider.ipynb", "05-log-and-replay.ipynb"]
+            "04-write-a-provider.ipynb", "05-notebook-context.ipynb", "06-log-and-replay.ipynb"]
 SPEC_NAME = "ipychat-notebooks"
 #: Variables that would send a notebook to a real service or change its defaults.
 UNSET = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENASSISTANT_SESSION_TOKEN",
@@ -167,7 +167,8 @@ def test_notebook_runs_top_to_bottom_without_errors(executed, name):
     for c in nb.cells:
         if c.cell_type == "code":
             assert c.execution_count is not None, f"cell {c.id} did not run"
-            assert not [o for o in c.outputs if o.output_type == "error"]
+            if "raises-exception" not in c.metadata.get("tags", []):  # an error on purpose
+                assert not [o for o in c.outputs if o.output_type == "error"]
 
 
 @runs_notebooks
@@ -252,6 +253,21 @@ def test_written_providers_answer(executed):
     assert shown(nb, "dotted-path") == ["Arr! Ye asked: Where be the treasure? "]
 
 
+@runs_notebooks
+def test_context_notebook_sends_frames_figures_and_errors(executed):
+    nb = executed("05-notebook-context.ipynb")
+    (frame,) = shown(nb, "ask-frame")
+    assert "pandas DataFrame, 300,000 rows × 2 columns" in frame
+    (figure,) = shown(nb, "ask-figure")
+    assert "What does this plot show?" in figure  # the emulator quotes the text parts
+    assert printed(nb, "err") == "ZeroDivisionError: division by zero\n"
+    (fix,) = shown(nb, "fix")
+    assert "def mean(values):" in fix and "ZeroDivisionError" in fix
+    (context,) = shown(nb, "context")
+    assert "Context: the last 3 cells run in this notebook" in context
+    assert shown(nb, "code")  # streamed as usual (nbclient has no cell to insert into)
+
+
 #: The line a replayed answer adds above its text.
 REPLAYED = re.compile(r"\*Replayed from the log \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\): "
                       r"no request was sent\.\*\n\n")
@@ -259,7 +275,7 @@ REPLAYED = re.compile(r"\*Replayed from the log \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\
 
 @runs_notebooks
 def test_log_notebook_logs_searches_exports_and_replays(executed):
-    nb = executed("05-log-and-replay.ipynb")
+    nb = executed("06-log-and-replay.ipynb")
     first = emulator_answer("openai", "What is a Python virtual environment?", "gpt-4o-mini")
     assert shown(nb, "ask") == [demo(first)]
     (table,) = shown(nb, "log")
@@ -280,8 +296,8 @@ def test_log_notebook_logs_searches_exports_and_replays(executed):
 @runs_notebooks
 def test_log_notebook_runs_again_with_replay_only(executed):
     """CI's case: after a recording run, IPYCHAT_REPLAY=only in a fresh kernel."""
-    live = executed("05-log-and-replay.ipynb")
-    nb = executed("05-log-and-replay.ipynb", replay="only")
+    live = executed("06-log-and-replay.ipynb")
+    nb = executed("06-log-and-replay.ipynb", replay="only")
     for c in nb.cells:
         if c.cell_type == "code":
             assert not [o for o in c.outputs if o.output_type == "error"], c.id

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from .. import errors
 from ..events import Event
 from ..loopthread import iterate_sync
-from ..messages import Messages, check_messages
+from ..messages import Messages, check_messages, has_images
 from .http import Call, client_timeout, translated
 
 #: Arguments that steer a call and never go into a request body.
@@ -118,6 +118,8 @@ class HTTPProvider(AsyncGeneratorProvider):
     #: Whether the protocol has a field for ``max_tokens=`` / ``reasoning=``.
     takes_max_tokens = True
     takes_reasoning = False
+    #: Whether the protocol carries images (``image`` parts in a message's content).
+    takes_images = False
 
     @classmethod
     async def stream_events(cls, model: str, messages: Messages,
@@ -151,10 +153,13 @@ class HTTPProvider(AsyncGeneratorProvider):
                   max_tokens=None, reasoning=None, **options) -> Call:
         del stream  # a control argument of create_completion, never sent
         base_url = (base_url or cls.default_base_url).rstrip("/")
+        messages = check_messages(messages)
+        if has_images(messages) and not cls.takes_images:
+            raise errors.UsageError(f"{cls.label()} cannot see images", hint=IMAGE_HINT)
         return Call(
             provider=cls.label(),
             model=model or cls.model,
-            messages=check_messages(messages),
+            messages=messages,
             base_url=base_url,
             proxy=proxy or None,
             timeout=client_timeout(timeout),
@@ -227,5 +232,7 @@ class HTTPProvider(AsyncGeneratorProvider):
         yield  # pragma: no cover
 
 
+IMAGE_HINT = ("Images go to openai, anthropic and ollama (with a model that can see); "
+              "leave the image out for this provider.")
 #: Event kinds that show the model has started answering.
 SHOWN = ("text", "reasoning")

@@ -55,6 +55,7 @@ class OpenAIChat(HTTPProvider):
     model = "gpt-4o-mini"
     api_key_env = DEFAULT_KEY_ENV
     takes_reasoning = True
+    takes_images = True
 
     @classmethod
     def make_call(cls, model, messages, *, api_key_env=None, **kwargs) -> KeyedCall:
@@ -87,7 +88,7 @@ class OpenAIChat(HTTPProvider):
 
     @classmethod
     def request_body(cls, call: Call) -> dict:
-        body = {"model": call.model, "messages": call.messages}
+        body = {"model": call.model, "messages": [wire_message(m) for m in call.messages]}
         if call.max_tokens is not None:
             # OpenAI itself renamed the field (its reasoning models refuse the
             # old one); compatible servers know the old name only.
@@ -121,6 +122,18 @@ class OpenAIChat(HTTPProvider):
                     await check_status(response, call, call.auth_hint)
                     reply = parse_json(await response.read(), call, "the model list is not JSON")
         return model_ids(reply, call)
+
+
+def wire_message(message: dict) -> dict:
+    """A message with neutral image parts in OpenAI's form (``image_url`` with a data URL)."""
+    content = message["content"]
+    if isinstance(content, str):
+        return message
+    parts = [{"type": "text", "text": part["text"]} if part["type"] == "text" else
+             {"type": "image_url",
+              "image_url": {"url": f"data:{part['media_type']};base64,{part['data']}"}}
+             for part in content]
+    return {**message, "content": parts}
 
 
 def rejects_stream_options(err: errors.HTTPStatusError, body: dict) -> bool:
