@@ -22,26 +22,22 @@ From Python::
 
 from __future__ import annotations
 
-import calendar
 import contextlib
-import hashlib
-import json
 import os
 import re
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
 from . import errors
 from .answer import COMPLETE, Answer
+from .logrows import COLUMNS, Entry, entry_of, env_secrets, row_of
 
 SCHEMA_VERSION = 1
 #: Seconds a writer waits for another one (busy timeout and retries together).
 BUSY_TIMEOUT = 5.0
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -63,11 +59,6 @@ CREATE INDEX IF NOT EXISTS answers_by_notebook ON answers (notebook, id);
 """
 _FTS = ("CREATE VIRTUAL TABLE IF NOT EXISTS answers_fts USING fts5("
         "prompt, text, content='answers', content_rowid='id')")
-_COLUMNS = ("time", "notebook", "provider", "model", "base_url", "messages", "options",
-            "prompt", "text", "reasoning", "input_tokens", "output_tokens", "finish_reason",
-            "first_token_s", "duration_s", "status", "error", "conversation", "key")
-#: Environment variables whose values are secrets, by name.
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|COOKIE|CREDENTIAL", re.I)
 
 
 class LogError(Exception):
@@ -93,27 +84,6 @@ def _jupyter_data_dir() -> Path:
     return Path(jupyter_data_dir())
 
 
-@dataclass
-class Entry:
-    """One logged answer: its row id, when (UTC), which notebook, and the ``Answer``."""
-
-    id: int
-    time: str
-    notebook: Optional[str]
-    key: Optional[str]
-    answer: Answer
-
-    def as_dict(self) -> dict:
-        a = self.answer
-        return {"id": self.id, "time": self.time, "notebook": self.notebook,
-                "provider": a.provider, "model": a.model, "base_url": a.base_url,
-                "messages": a.messages, "options": a.options, "prompt": a.prompt,
-                "text": a.text, "reasoning": a.reasoning, "usage": dict(a.usage),
-                "finish_reason": a.finish_reason, "first_token_s": a.first_token_s,
-                "duration_s": a.duration_s, "status": a.status, "error": a.error,
-                "conversation": a.conversation, "key": self.key}
-
-
 class Log:
     """The log file at ``path`` (default ``log_path()``)."""
 
@@ -126,9 +96,9 @@ class Log:
     def write(self, answer: Answer, notebook: Optional[str] = None,
               secrets: Sequence[str] = ()) -> int:
         """Add ``answer`` as a row; returns its id. Raises ``LogError``."""
-        row = _row(answer, notebook, [*secrets, *env_secrets()])
-        names = ", ".join(_COLUMNS)
-        marks = ", ".join("?" * len(_COLUMNS))
+        row = row_of(answer, notebook, [*secrets, *env_secrets()])
+        names = ", ".join(COLUMNS)
+        marks = ", ".join("?" * len(COLUMNS))
 
         def insert(db):
             found = db.execute(f"INSERT INTO answers ({names}) VALUES ({marks})", row).lastrowid
@@ -207,7 +177,7 @@ class Log:
             if limit is not None:
                 sql += f" LIMIT {int(limit)}"
             rows = db.execute(sql, params).fetchall()
-        return [_entry(row) for row in reversed(rows)]
+        return [entry_of(row) for row in reversed(rows)]
 
     def find(self, key: str) -> Optional[Entry]:
         """The latest complete answer with this ``Answer.key()``, or None."""
@@ -216,7 +186,7 @@ class Log:
                 return None
             row = db.execute("SELECT * FROM answers WHERE key = ? AND status = ? "
                              "ORDER BY id DESC LIMIT 1", (key, COMPLETE)).fetchone()
-        return _entry(row) if row else None
+        return entry_of(row) if row else None
 
     def last_conversation(self, notebook: str) -> List[Entry]:
         """The complete turns of ``notebook``'s latest conversation, oldest first."""
@@ -230,7 +200,7 @@ class Log:
                 return []
             rows = db.execute("SELECT * FROM answers WHERE conversation = ? AND status = ? "
                               "ORDER BY id", (found[0], COMPLETE)).fetchall()
-        return [_entry(row) for row in rows]
+        return [entry_of(row) for row in rows]
 
     def count(self) -> int:
         with self._reading() as db:
@@ -265,69 +235,6 @@ class Log:
 
     def _say(self, err: BaseException) -> str:
         return f"{errors.one_line(str(err)) or type(err).__name__} ({self.path})"
-
-
-# -- rows -------------------------------------------------------------------------
-
-def _row(answer: Answer, notebook: Optional[str], secrets: Sequence[str]) -> tuple:
-    def clean(value):
-        return None if value is None else errors.redact(str(value), secrets)
-
-    def as_json(value):
-        return clean(json.dumps(value, ensure_ascii=False, default=str))
-
-    usage = answer.usage or {}
-    when = time.strftime(TIME_FORMAT, time.gmtime(answer.asked_at))
-    messages = [_stored(message) for message in answer.messages]
-    url = errors.hide_credentials(answer.base_url) if answer.base_url else None
-    return (when, clean(notebook), clean(answer.provider), clean(answer.model), clean(url),
-            as_json(messages), as_json(answer.options), clean(answer.prompt),
-            clean(answer.text), clean(answer.reasoning), usage.get("input_tokens"),
-            usage.get("output_tokens"), answer.finish_reason, answer.first_token_s,
-            answer.duration_s, answer.status, clean(answer.error), answer.conversation,
-            answer.key())
-
-
-def _stored(message: dict) -> dict:
-    """A message as the log keeps it: an image's bytes become their size and digest
-    (up to 20 MB a question would otherwise go into every row that sends it)."""
-    content = message.get("content")
-    if not isinstance(content, list):
-        return message
-    parts = []
-    for part in content:
-        if isinstance(part, dict) and part.get("type") == "image" and "data" in part:
-            data = str(part["data"])
-            part = {**{k: v for k, v in part.items() if k != "data"}, "data_chars": len(data),
-                    "sha256": hashlib.sha256(data.encode()).hexdigest()}
-        parts.append(part)
-    return {**message, "content": parts}
-
-
-def _entry(row: sqlite3.Row) -> Entry:
-    answer = Answer(
-        row["prompt"] or "", row["provider"] or "", row["model"],
-        messages=_json(row["messages"], []), options=_json(row["options"], {}),
-        base_url=row["base_url"], conversation=row["conversation"],
-        asked_at=calendar.timegm(time.strptime(row["time"], TIME_FORMAT)),
-        text=row["text"] or "", reasoning=row["reasoning"] or "",
-        usage={"input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"]},
-        finish_reason=row["finish_reason"], first_token_s=row["first_token_s"],
-        duration_s=row["duration_s"], status=row["status"], error=row["error"])
-    return Entry(row["id"], row["time"], row["notebook"], row["key"], answer)
-
-
-def _json(text: Optional[str], empty):
-    try:
-        return json.loads(text) if text else empty
-    except ValueError:
-        return empty
-
-
-def env_secrets() -> List[str]:
-    """Values of environment variables named like secrets (``*_API_KEY``, ``*_TOKEN``...)."""
-    return [value for name, value in os.environ.items()
-            if _SECRET_NAME.search(name) and len(value) >= 8]
 
 
 # -- keeping the file open --------------------------------------------------------
