@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .messages import without_image_bytes
+
 #: ``Answer.status`` values.
 STREAMING, COMPLETE, INTERRUPTED, ERROR = "streaming", "complete", "interrupted", "error"
 
@@ -32,7 +34,8 @@ class Answer:
     is the time from sending to the first piece of text or reasoning.
 
     What was sent rides along, so the log can keep it and replay can find
-    the answer again: ``messages`` (system prompt, history, prompt),
+    the answer again: ``messages`` (system prompt, history, prompt; an image
+    as its size and digest),
     ``options`` (the body options: temperature, limits, ``--param``; never a
     key, a cookie or a proxy) and ``base_url`` (where it went, credentials
     hidden; "built-in emulator" in demo mode). ``conversation`` names the
@@ -71,7 +74,7 @@ class Answer:
         """What decides the answer, as a digest: provider, model, base URL,
         the messages sent and the body options. Equal keys, equal questions."""
         decides = {"provider": self.provider, "model": self.model, "base_url": self.base_url,
-                   "messages": self.messages, "options": self.options}
+                   "messages": without_image_bytes(self.messages), "options": self.options}
         text = json.dumps(decides, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
                           default=str)
         return hashlib.sha256(text.encode()).hexdigest()

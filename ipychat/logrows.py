@@ -8,7 +8,6 @@ secrets), and an image as its size and digest rather than its bytes.
 from __future__ import annotations
 
 import calendar
-import hashlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from typing import List, Optional, Sequence
 
 from . import errors
 from .answer import Answer
+from .messages import without_image_bytes
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: The columns ``row_of`` fills, in its order.
@@ -60,7 +60,7 @@ def row_of(answer: Answer, notebook: Optional[str], secrets: Sequence[str]) -> t
 
     usage = answer.usage or {}
     when = time.strftime(TIME_FORMAT, time.gmtime(answer.asked_at))
-    messages = [_stored(message) for message in answer.messages]
+    messages = without_image_bytes(answer.messages)  # an Answer made by hand may hold bytes
     url = errors.hide_credentials(answer.base_url) if answer.base_url else None
     return (when, clean(notebook), clean(answer.provider), clean(answer.model), clean(url),
             as_json(messages), as_json(answer.options), clean(answer.prompt),
@@ -68,22 +68,6 @@ def row_of(answer: Answer, notebook: Optional[str], secrets: Sequence[str]) -> t
             usage.get("output_tokens"), answer.finish_reason, answer.first_token_s,
             answer.duration_s, answer.status, clean(answer.error), answer.conversation,
             answer.key())
-
-
-def _stored(message: dict) -> dict:
-    """A message as the log keeps it: an image's bytes become their size and digest
-    (up to 20 MB a question would otherwise go into every row that sends it)."""
-    content = message.get("content")
-    if not isinstance(content, list):
-        return message
-    parts = []
-    for part in content:
-        if isinstance(part, dict) and part.get("type") == "image" and "data" in part:
-            data = str(part["data"])
-            part = {**{k: v for k, v in part.items() if k != "data"}, "data_chars": len(data),
-                    "sha256": hashlib.sha256(data.encode()).hexdigest()}
-        parts.append(part)
-    return {**message, "content": parts}
 
 
 def entry_of(row: sqlite3.Row) -> Entry:

@@ -136,7 +136,7 @@ class ChatMagics(Magics):
             prompt.content(), use_history=not opts.no_history, system=self._system(opts))
         answer = target.answer(prompt.text, messages,
                                conversation=None if opts.no_history else self.conversation.id)
-        events = self.recorder.source(target, answer)  # the log's answer, or the model's
+        events = self.recorder.source(target, answer, messages)  # the log's, or the model's
         header = "\n\n".join(filter(None, [target.note, answer.replayed and replay.note(answer)]))
         return Job(opts, target, events, self._view(opts, header), answer)
 

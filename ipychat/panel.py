@@ -100,10 +100,10 @@ class ChatPanel(PanelView):
         except errors.ChatError as err:
             return self.show_status(str(err), "error")
         self.show_history(self.conversation)  # %%chat cells may have added turns
-        answer = target.answer(prompt.text, self.conversation.messages_for(prompt.content()),
-                               conversation=self.conversation.id)
+        messages = self.conversation.messages_for(prompt.content())
+        answer = target.answer(prompt.text, messages, conversation=self.conversation.id)
         try:
-            events = self.recorder.source(target, answer)  # the log's answer, or the model's
+            events = self.recorder.source(target, answer, messages)  # the log's, or the model's
         except errors.ChatError as err:  # replay only, and nothing recorded
             return self.show_status(str(err), "error")
         self._launch(self._answer(answer, target, events, typed))

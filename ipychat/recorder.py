@@ -56,8 +56,9 @@ class Recorder:
         self.mode = mode
         return True
 
-    def source(self, target, answer: Answer) -> AsyncIterator[Event]:
-        """The events that will answer ``answer``'s question.
+    def source(self, target, answer: Answer, messages) -> AsyncIterator[Event]:
+        """The events that will answer ``answer``'s question (``messages``: what
+        is sent to the model, images and all; ``answer.messages`` describes it).
 
         With replay on or only, a complete answer logged under the same key
         is replayed (``answer`` gets its date and times); with only, a
@@ -73,7 +74,7 @@ class Recorder:
             if self.mode == replay.ONLY:
                 raise replay.NotRecorded("replay only: this question has no complete answer "
                                          "in the log, and no request is sent")
-        return target.stream(answer.messages)
+        return target.stream(messages)
 
     def _recorded(self, answer: Answer) -> Optional[Answer]:
         try:

@@ -16,7 +16,7 @@ from typing import AsyncIterator, Dict, List, Optional
 from . import errors
 from .answer import Answer
 from .events import Event
-from .messages import Messages
+from .messages import Messages, without_image_bytes
 
 CLASSIC = ("cromicle", "openassistant", "vitalentum", "lockchat")
 #: (environment variable, provider) tried in order when no provider is named.
@@ -87,7 +87,8 @@ class Target:
                conversation: Optional[str] = None) -> Answer:
         """The ``Answer`` this target is about to give: who, and what is sent."""
         where = [leg.where for leg in self.legs]
-        return Answer(prompt, self.label, self.model_label, messages=messages,
+        return Answer(prompt, self.label, self.model_label,
+                      messages=without_image_bytes(messages),
                       options=dict(self.options), conversation=conversation,
                       base_url=" → ".join(w or "?" for w in where) if any(where) else None)
 

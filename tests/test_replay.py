@@ -63,6 +63,29 @@ def test_a_target_fills_in_what_is_sent_and_never_a_secret(monkeypatch):
     assert set(target.secrets()) == {"sk-not-in-any-answer", "pw-secret"}
 
 
+async def test_an_answer_keeps_an_image_as_its_digest_and_the_model_gets_the_bytes(
+        recorder, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    data = "iVBORw0KGgo" + "B" * 10_000
+    sent = [{"role": "user", "content": [{"type": "text", "text": "What is it?"},
+                                         {"type": "image", "media_type": "image/png",
+                                          "data": data}]}]
+    answer = resolve("openai", base_url="http://h/v1").answer("What is it? [image]", sent)
+    (_, image) = answer.messages[0]["content"]
+    assert "data" not in image and image["data_chars"] == len(data)
+    assert sent[0]["content"][1]["data"] == data  # what is sent is left alone
+    holding = Answer("What is it? [image]", answer.provider, answer.model, messages=sent,
+                     options=answer.options, base_url=answer.base_url)
+    assert holding.key() == answer.key()
+    other = [{**sent[0], "content": [sent[0]["content"][0], {**sent[0]["content"][1],
+                                                              "data": data + "C"}]}]
+    assert Answer("q", answer.provider, answer.model, messages=other, options=answer.options,
+                  base_url=answer.base_url).key() != answer.key()
+    target = FakeTarget()
+    await drain(recorder.source(target, answer, sent))
+    assert target.asked == [sent]
+
+
 def test_demo_answers_are_keyed_by_the_emulator_not_its_port(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     answer = resolve(None, demo=True).answer("Hi", MESSAGES)
@@ -124,7 +147,8 @@ def recorder(tmp_path, monkeypatch):
 async def test_off_asks_the_model_even_for_a_known_question(recorder):
     recorder.log.write(recorded())
     target, answer = FakeTarget(), asked()
-    assert await drain(recorder.source(target, answer)) == [Text("live"), Finish("stop")]
+    assert await drain(recorder.source(target, answer, MESSAGES)) == [Text("live"),
+                                                                        Finish("stop")]
     assert target.asked == [MESSAGES] and answer.replayed is None
 
 
@@ -133,10 +157,11 @@ async def test_on_replays_a_complete_answer_and_asks_the_model_otherwise(recorde
     recorder.set_mode("on")
     target = FakeTarget()
     answer = asked()
-    assert await drain(recorder.source(target, answer)) == [Text("live"), Finish("stop")]
+    assert await drain(recorder.source(target, answer, MESSAGES)) == [Text("live"),
+                                                                        Finish("stop")]
     recorder.log.write(recorded())
     again = asked()
-    got = await drain(recorder.source(target, again))
+    got = await drain(recorder.source(target, again, MESSAGES))
     assert got == [Reasoning("Greet back."), Text("Hello!"), Usage(3, 2), Finish("length")]
     assert len(target.asked) == 1 and again.replayed == "2023-11-14 22:13 UTC"
 
@@ -145,11 +170,11 @@ async def test_only_never_asks_and_says_what_is_missing(recorder):
     recorder.set_mode("only")
     target = FakeTarget()
     with pytest.raises(replay.NotRecorded, match="no complete answer in the log") as caught:
-        recorder.source(target, asked())
+        recorder.source(target, asked(), MESSAGES)
     assert target.asked == [] and "\n" not in str(caught.value)
     recorder.log.path.write_bytes(b"not a database" * 100)
     with pytest.raises(replay.NotRecorded, match="the log cannot be read"):
-        recorder.source(target, asked())
+        recorder.source(target, asked(), MESSAGES)
     assert target.asked == []
 
 
@@ -158,7 +183,8 @@ async def test_on_with_an_unreadable_log_asks_the_model(recorder):
     recorder.log.path.write_bytes(b"not a database" * 100)
     recorder.set_mode("on")
     target = FakeTarget()
-    assert await drain(recorder.source(target, asked())) == [Text("live"), Finish("stop")]
+    assert await drain(recorder.source(target, asked(), MESSAGES)) == [Text("live"),
+                                                                         Finish("stop")]
 
 
 def test_keep_logs_finished_answers_but_not_replays_nor_when_off(recorder):
@@ -197,7 +223,7 @@ def test_replay_modes_come_from_the_environment_and_only_is_pinned(monkeypatch, 
         free.set_mode("sometimes")
     monkeypatch.setenv("IPYCHAT_REPLAY", "yes")
     with pytest.raises(errors.UsageError, match="IPYCHAT_REPLAY must be on, off or only"):
-        Recorder(Log(tmp_path / "log.db")).source(FakeTarget(), asked())
+        Recorder(Log(tmp_path / "log.db")).source(FakeTarget(), asked(), MESSAGES)
     monkeypatch.setenv("IPYCHAT_LOG", "off")
     assert Recorder().enabled is False
 
