@@ -282,3 +282,13 @@ async def test_a_replayed_answer_reaches_a_view_the_way_a_live_one_did():
     view.start()
     await stream_into(replay.events_of(live), view, again)
     assert outputs[-1] == final_live
+
+
+def test_a_base_url_from_the_environment_is_where_the_answer_went(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://my-server:8000/v1")
+    answer = resolve("openai", demo=True).answer("Hi", MESSAGES)
+    assert answer.base_url == "http://my-server:8000/v1"
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    assert resolve("openai", demo=False).answer("Hi", MESSAGES).base_url == \
+        "https://api.openai.com/v1"
