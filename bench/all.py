@@ -17,7 +17,7 @@ import sys
 from . import common
 
 BENCHMARKS = ("decode", "render", "load", "concurrency", "memory", "context",
-              "connections")
+              "connections", "log")
 
 
 def run(name: str, args) -> int:

@@ -21,12 +21,20 @@ _LAZY = {
 }
 
 
+#: Submodules reachable as attributes without importing them first (``ipychat.log.entries``).
+_SUBMODULES = ("log",)
+
+
 def __getattr__(name):
     if name in _LAZY:
         import importlib
 
         module_name, attr = _LAZY[name]
         return getattr(importlib.import_module(module_name), attr)
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"ipychat.{name}")
     raise AttributeError(f"module 'ipychat' has no attribute {name!r}")
 
 

@@ -7,8 +7,13 @@ user. Pure: no I/O, no IPython.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from dataclasses import dataclass, field
 from typing import Optional
+
+from .messages import without_image_bytes
 
 #: ``Answer.status`` values.
 STREAMING, COMPLETE, INTERRUPTED, ERROR = "streaming", "complete", "interrupted", "error"
@@ -27,11 +32,27 @@ class Answer:
     ``usage`` holds ``input_tokens`` and ``output_tokens`` as the server
     reported them (None: not reported, which is not zero). ``first_token_s``
     is the time from sending to the first piece of text or reasoning.
+
+    What was sent rides along, so the log can keep it and replay can find
+    the answer again: ``messages`` (system prompt, history, prompt; an image
+    as its size and digest),
+    ``options`` (the body options: temperature, limits, ``--param``; never a
+    key, a cookie or a proxy) and ``base_url`` (where it went, credentials
+    hidden; "built-in emulator" in demo mode). ``conversation`` names the
+    conversation the answer belongs to (None: a one-off). ``replayed`` is the
+    date of the logged answer it was replayed from (None: live).
     """
 
     prompt: str
     provider: str
     model: Optional[str] = None
+    messages: list = field(default_factory=list)
+    options: dict = field(default_factory=dict)
+    base_url: Optional[str] = None
+    conversation: Optional[str] = None
+    #: When it was asked, seconds since the epoch.
+    asked_at: float = field(default_factory=time.time)
+    replayed: Optional[str] = None
     text: str = ""
     reasoning: str = ""
     usage: dict = field(default_factory=lambda: {"input_tokens": None, "output_tokens": None})
@@ -48,6 +69,15 @@ class Answer:
     def mark(self) -> str:
         """The mark a complete answer carries (why it stopped early), or ''."""
         return FINISH_MARKS.get(self.finish_reason or "", "") if self.complete else ""
+
+    def key(self) -> str:
+        """What decides the answer, as a digest: provider, model, base URL,
+        the messages sent and the body options. Equal keys, equal questions."""
+        decides = {"provider": self.provider, "model": self.model, "base_url": self.base_url,
+                   "messages": without_image_bytes(self.messages), "options": self.options}
+        text = json.dumps(decides, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                          default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def stats(self) -> str:
         """One short line: model, time to first text, total time, tokens, speed."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from . import errors
 from .options import ChatOptions, parse
 
-SUBCOMMANDS = ("providers", "use", "history", "last", "fix", "reset", "demo", "panel", "stop")
+SUBCOMMANDS = ("providers", "use", "history", "last", "fix", "reset", "demo", "panel", "stop",
+               "log", "resume", "replay")
 
 
 def run(magics, line: str):
@@ -118,6 +119,8 @@ def _last(magics, rest: str):
             ("reasoning", f"{len(answer.reasoning.split()):,} words" if answer.reasoning
              else "none"),
             ("text", f"{len(answer.text):,} characters")]
+    if answer.replayed:
+        rows.insert(1, ("replayed", f"from the log ({answer.replayed}): no request was sent"))
     text = "\n".join(f"{key}: {value}" for key, value in rows)
     return _show(text + "\nIn Python: ipychat.last_result()")
 
@@ -176,3 +179,23 @@ def _stop(magics, rest: str):
     for task in tasks:
         task.cancel()
     return _show(f"Stopped {len(tasks)} background answer(s).")
+
+
+# -- the log ------------------------------------------------------------------------
+
+def _log(magics, rest: str):
+    from . import logcommands
+
+    return logcommands.log(magics, rest)
+
+
+def _resume(magics, rest: str):
+    from . import logcommands
+
+    return logcommands.resume(magics, rest)
+
+
+def _replay(magics, rest: str):
+    from . import logcommands
+
+    return logcommands.replay_mode(magics, rest)

@@ -11,12 +11,13 @@ import contextlib
 import os
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default, observe
 
-from . import commands, errors, runner
+from . import commands, errors, replay, runner
 from .answer import Answer
 from .cells import ErrorRecorder, code_of, context_block
 from .options import FORMATS, ChatOptions, chat_arguments, parse
+from .recorder import LOG_ENV, default_recorder, env_flag
 from .references import Prompt, check, expand, image_file
 from .render import REASONING_MODES, StreamView, TerminalView
 from .session import Feed, Interrupted, default_conversation, stream_into
@@ -34,7 +35,8 @@ class ChatMagics(Magics):
     ``{name}`` is replaced by that variable's value; ``{{`` and ``}}`` escape.
 
     Line magic: ``%chat providers | use NAME [options] | history | last |
-    fix [N] [options] | reset | demo [on|off] | panel | stop``.
+    fix [N] [options] | reset | demo [on|off] | panel | stop | log ... | resume |
+    replay [on|off|only]``.
     """
 
     default_provider = Unicode(help="Provider used when a cell names none.").tag(config=True)
@@ -62,6 +64,8 @@ class ChatMagics(Magics):
         "sentence or two around it.",
         help="Added to the system prompt for --format code (empty: nothing added).").tag(
         config=True)
+    log = Bool(help="Write every answer to the log (IPYCHAT_HOME/log.db); IPYCHAT_LOG=0 "
+                    "turns it off.").tag(config=True)
 
     @default("default_provider")
     def _provider_from_env(self):
@@ -75,8 +79,18 @@ class ChatMagics(Magics):
     def _demo_from_env(self):
         return os.environ.get("IPYCHAT_DEMO", "1").strip().lower() not in ("0", "off", "false", "no")
 
+    @default("log")
+    def _log_from_env(self):
+        return env_flag(LOG_ENV)
+
+    @observe("log")
+    def _log_changed(self, change):
+        self.recorder.enabled = change["new"]
+
     def __init__(self, shell=None, **kwargs):
+        self.recorder = default_recorder()  # before traits: the observer writes to it
         super().__init__(shell, **kwargs)
+        self.recorder.enabled = self.log  # the panel reads it there
         self.conversation = default_conversation()
         self.defaults = ChatOptions()
         #: ``Err[n]``, kept from the moment the extension is loaded.
@@ -90,7 +104,8 @@ class ChatMagics(Magics):
         ``{name}`` in the body is replaced by that variable's value (``{{``/``}}``
         escape). Interrupt the kernel to stop an answer; the text so far stays.
         Line magic: ``%chat providers | use NAME [options] | history | last |
-        fix [N] [options] | reset | demo [on|off] | panel | stop``.
+        fix [N] [options] | reset | demo [on|off] | panel | stop | log [N] |
+        log --search TEXT | log export PATH | log clear | resume | replay [on|off|only]``.
         """
         if cell is None:
             return commands.run(self, line)
@@ -122,8 +137,11 @@ class ChatMagics(Magics):
         )
         messages = self.conversation.messages_for(
             prompt.content(), use_history=not opts.no_history, system=self._system(opts))
-        answer = Answer(prompt.text, target.label, target.model_label)
-        return Job(opts, target, messages, self._view(opts, target.note), answer)
+        answer = target.answer(prompt.text, messages,
+                               conversation=None if opts.no_history else self.conversation.id)
+        events = self.recorder.source(target, answer, messages)  # the log's, or the model's
+        header = "\n\n".join(filter(None, [target.note, answer.replayed and replay.note(answer)]))
+        return Job(opts, target, events, self._view(opts, header), answer)
 
     def _prompt(self, opts: ChatOptions, cell: str) -> Prompt:
         """The cell's question with its references, images and context, checked."""
@@ -176,8 +194,7 @@ class ChatMagics(Magics):
         wake = contextlib.nullcontext() if quiet else runner.wake_for_signals()
         try:
             with wake:
-                await stream_into(job.target.stream(job.messages), job.view, job.answer,
-                                  describe)
+                await stream_into(job.events, job.view, job.answer, describe)
         except asyncio.CancelledError:
             if quiet:
                 raise
@@ -196,7 +213,7 @@ class ChatMagics(Magics):
         job.view.start()
         feed = Feed(job.view, job.answer)
         try:
-            for event in iterate_sync(job.target.stream(job.messages), idle=job.view.tick):
+            for event in iterate_sync(job.events, idle=job.view.tick):
                 feed.take(event)
         except KeyboardInterrupt as err:
             feed.fail(err)
@@ -216,13 +233,17 @@ class ChatMagics(Magics):
         if self._format(job.opts) == "code" and job.answer.complete:
             # A new cell below (the next prompt in a terminal), never run by us.
             self.shell.set_next_input(code_of(job.answer.text), replace=False)
+        warning = self.recorder.keep(job.answer, job.target.secrets())
+        if warning:
+            job.view.warn(warning)
 
 
 class Job:
-    """Everything one ``%%chat`` cell needs, resolved before anything is sent."""
+    """Everything one ``%%chat`` cell needs, resolved before anything is sent:
+    the answer's ``events`` come from the model or, replayed, from the log."""
 
-    def __init__(self, opts, target, messages, view, answer: Answer):
-        self.opts, self.target, self.messages = opts, target, messages
+    def __init__(self, opts, target, events, view, answer: Answer):
+        self.opts, self.target, self.events = opts, target, events
         self.view, self.answer = view, answer
 
 

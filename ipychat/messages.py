@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Dict, List
 
 from .errors import UsageError
@@ -60,6 +61,30 @@ def text_of(content) -> str:
     if isinstance(content, str):
         return content
     return "".join(part["text"] for part in content if part.get("type") == "text")
+
+
+def without_image_bytes(messages: Messages) -> Messages:
+    """``messages`` with each image part's data replaced by its size and SHA-256:
+    what an answer and the log keep of a question (one image may be 20 MB), and
+    as telling for equality as the bytes themselves."""
+    kept = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list) and any(_has_data(part) for part in content):
+            content = [_described(part) if _has_data(part) else part for part in content]
+            message = {**message, "content": content}
+        kept.append(message)
+    return kept
+
+
+def _has_data(part) -> bool:
+    return isinstance(part, dict) and part.get("type") == "image" and "data" in part
+
+
+def _described(part: dict) -> dict:
+    data = str(part["data"])
+    return {**{k: v for k, v in part.items() if k != "data"}, "data_chars": len(data),
+            "sha256": hashlib.sha256(data.encode()).hexdigest()}
 
 
 def has_images(messages: Messages) -> bool:

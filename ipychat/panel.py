@@ -16,10 +16,11 @@ import asyncio
 from typing import Optional
 
 from . import errors
+from .answer import Answer
 from .references import prepare
 from .panel_view import PanelView
 from .providers import list_providers
-from .answer import Answer
+from .recorder import Recorder, default_recorder
 from .render import StreamView
 from .session import Conversation, default_conversation, stream_into
 from .targets import default_name, resolve, secret_variables
@@ -39,12 +40,15 @@ class ChatPanel(PanelView):
     ``conversation``: the chat to continue; by default the notebook's one,
     shared with ``%%chat``. ``ChatPanel(conversation=Conversation())`` keeps
     its own. ``demo``: classic providers answer from the built-in emulator.
+    ``recorder``: logs its answers and replays them (default: the one
+    ``%%chat`` uses, so ``%config ChatMagics.log`` and ``%chat replay`` apply).
     """
 
     def __init__(self, conversation: Optional[Conversation] = None,
                  provider: Optional[str] = None, demo: bool = True,
-                 namespace: Optional[dict] = None):
+                 namespace: Optional[dict] = None, recorder: Optional[Recorder] = None):
         self.conversation = default_conversation() if conversation is None else conversation
+        self.recorder = default_recorder() if recorder is None else recorder
         #: Where ``{name}`` in a prompt is looked up (default: the notebook's variables).
         self.namespace = _user_namespace() if namespace is None else namespace
         super().__init__(list_providers(), demo)
@@ -97,7 +101,12 @@ class ChatPanel(PanelView):
             return self.show_status(str(err), "error")
         self.show_history(self.conversation)  # %%chat cells may have added turns
         messages = self.conversation.messages_for(prompt.content())
-        self._launch(self._answer(prompt.text, target, messages, typed))
+        answer = target.answer(prompt.text, messages, conversation=self.conversation.id)
+        try:
+            events = self.recorder.source(target, answer, messages)  # the log's, or the model's
+        except errors.ChatError as err:  # replay only, and nothing recorded
+            return self.show_status(str(err), "error")
+        self._launch(self._answer(answer, target, events, typed))
 
     def stop(self, _button=None) -> None:
         """Cancel the answer that streams, from whichever thread the click arrives on."""
@@ -133,26 +142,29 @@ class ChatPanel(PanelView):
 
     # -- one answer -----------------------------------------------------------
 
-    async def _answer(self, prompt: str, target, messages, typed: str) -> None:
+    async def _answer(self, answer: Answer, target, events, typed: str) -> None:
         # The stats line goes into the status line, not under the answer.
         view = StreamView("markdown", interval=UPDATE_INTERVAL, publish=self._publisher(),
                           schedule=asyncio.get_running_loop().call_later, stats=False)
-        answer = Answer(prompt, target.label, target.model_label)
         via = DEMO_NOTE if target.note else ""
+        if answer.replayed:
+            via += f" (replayed from the log ({answer.replayed}))"
+        secrets = target.secrets()
         view.start()
         self.show_status(f"{target.label} is answering{via}…", "busy")
         try:
-            await stream_into(target.stream(messages), view, answer, _mark)
+            await stream_into(events, view, answer, _mark)
         except asyncio.CancelledError:
-            self._end(answer, STOPPED, "info")
+            self._end(answer, STOPPED, "info", secrets)
             raise
         except errors.ChatError as err:
-            self._end(answer, str(err), "error")
+            self._end(answer, str(err), "error", secrets)
         except Exception as err:  # a bug below us must not leave the panel stuck
             self._end(answer, f"Unexpected error: {type(err).__name__}: {errors.one_line(err)}",
-                      "error")
+                      "error", secrets)
         else:
-            self._end(answer, f"Done: {target.label} answered{via}. {answer.stats()}", "done")
+            self._end(answer, f"Done: {target.label} answered{via}. {answer.stats()}", "done",
+                      secrets)
             if self.prompt.value.strip() == typed:  # not if the next question is being typed
                 self.prompt.value = ""
 
@@ -170,10 +182,12 @@ class ChatPanel(PanelView):
 
         return publish
 
-    def _end(self, answer: Optional[Answer], status: str, kind: str) -> None:
+    def _end(self, answer: Optional[Answer], status: str, kind: str, secrets=()) -> None:
         if answer is not None:
             self.conversation.record(answer)  # an incomplete answer stays out of the history
             self.show_history(self.conversation)
+            warning = self.recorder.keep(answer, secrets)
+            status += f" ({warning})" if warning else ""
         self._streaming = False
         self.set_busy(False)
         self.show_status(status, kind)

@@ -141,6 +141,7 @@ class StreamView:
         self._handle = None
         self.segment = segment
         self._start = 0  # where the current output's part of the text begins
+        self._suffix = ""  # the last suffix published (mark and stats)
 
     def start(self, placeholder: str = "…") -> None:
         self._handle = self._publish(bundle(placeholder, self.fmt, self.header), None)
@@ -194,6 +195,7 @@ class StreamView:
         if (len(text), len(reasoning), suffix, self._notice) == self._shown:
             return
         self._shown = (len(text), len(reasoning), suffix, self._notice)
+        self._suffix = suffix
         started = self._clock()
         self._seal_full_outputs(text)
         part = text if self._start == 0 else text[self._start:]
@@ -210,6 +212,11 @@ class StreamView:
         are shown after the text."""
         self._notice = ""
         self.flush(suffix_of(self.fmt, _no_answer(mark, self.text), stats))
+
+    def warn(self, line: str) -> None:
+        """One more line under a finished answer, after its mark and stats
+        (that it could not be logged, say)."""
+        self.flush(self._suffix + suffix_of(self.fmt, line))
 
     def _seal_full_outputs(self, text: str) -> None:
         """Give each output that is full its last update; go on in a new one."""
@@ -306,6 +313,9 @@ class TerminalView:
             self._write(f"\n({mark})\n" if mark and self.text else "\n")
         if stats:
             self._write(f"{self.DIM}[{stats}]{self.RESET}\n")
+
+    def warn(self, line: str) -> None:
+        self._write(f"({line})\n")
 
     def _write(self, text: str) -> None:
         self._stream.write(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import AsyncIterator, List, Optional
 
 from . import errors
@@ -29,6 +30,8 @@ class Conversation:
         self.turns: List[Answer] = []
         #: The most recent answer, complete or not (for --out, the panel, inspection).
         self.last: Optional[Answer] = None
+        #: Names this conversation in the log, so ``%chat resume`` can find it again.
+        self.id = uuid.uuid4().hex
 
     def messages_for(self, prompt: str, *, use_history: bool = True,
                      system: Optional[str] = None) -> Messages:
@@ -59,6 +62,14 @@ class Conversation:
     def reset(self) -> None:
         self.turns.clear()
         self.last = None
+        self.id = uuid.uuid4().hex  # what follows is another conversation
+
+    def resume(self, conversation_id: str, turns: List[Answer],
+               system: Optional[str] = None) -> None:
+        """Continue an earlier conversation (from the log): its turns, its id, its system prompt."""
+        self.turns = list(turns)
+        self.id = conversation_id
+        self.system = system
 
     @property
     def messages(self) -> Messages:
@@ -134,7 +145,8 @@ class Feed:
     def _end(self, status: str, error: Optional[str] = None) -> None:
         answer = self.answer
         answer.text, answer.reasoning = self.view.text, self.view.reasoning
-        answer.duration_s = self.clock() - self.started
+        if answer.duration_s is None:  # a replay keeps the recorded times
+            answer.duration_s = self.clock() - self.started
         answer.status, answer.error = status, error
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from typing import AsyncIterator, Dict, List, Optional
 
 from . import errors
+from .answer import Answer
 from .events import Event
-from .messages import Messages
+from .messages import Messages, without_image_bytes
 
 CLASSIC = ("cromicle", "openassistant", "vitalentum", "lockchat")
 #: (environment variable, provider) tried in order when no provider is named.
@@ -26,6 +28,9 @@ OA_TOKEN_ENV = "OPENASSISTANT_SESSION_TOKEN"
 OA_COOKIE = "__Secure-next-auth.session-token"
 EMULATOR_NOTE = ("*Answered by ipychat's built-in emulator (demo mode). To connect a real model, "
                  "set OPENAI_API_KEY or see `%chat providers`.*")
+#: Where a demo-routed leg goes, as answers and the log say it: the emulator's
+#: port changes with every kernel, what it answers does not.
+EMULATOR_WHERE = "built-in emulator"
 
 
 @dataclass
@@ -36,10 +41,31 @@ class Leg:
     provider: type
     # Out of the repr: it holds cookies, keys and proxy URLs with passwords.
     kwargs: Dict[str, object] = field(default_factory=dict, repr=False)
+    #: Sent to the built-in emulator by demo mode.
+    demo: bool = False
 
     @property
     def label(self) -> str:
         return getattr(self.provider, "__name__", self.name)
+
+    @property
+    def where(self) -> Optional[str]:
+        """The server this leg asks, credentials hidden."""
+        if self.demo:
+            return EMULATOR_WHERE
+        url = self.kwargs.get("base_url") or getattr(self.provider, "default_base_url", None) \
+            or getattr(self.provider, "url", None)
+        return errors.hide_credentials(str(url)) if url else None
+
+    def secrets(self) -> List[str]:
+        """Keys, cookies and the proxy password this leg may send."""
+        found = [str(self.kwargs.get("api_key") or "")]
+        env = self.kwargs.get("api_key_env")
+        found.append(os.environ.get(str(env), "") if env else "")
+        found += [str(value) for value in dict(self.kwargs.get("cookies") or {}).values()]
+        proxy = urlsplit(str(self.kwargs.get("proxy") or ""))
+        found.append(proxy.password or "")
+        return [secret for secret in found if secret]
 
 
 @dataclass
@@ -47,6 +73,8 @@ class Target:
     legs: List[Leg]
     model: Optional[str] = None
     note: str = ""
+    #: What reaches the request body besides the messages (temperature, limits, ...).
+    options: Dict[str, object] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -56,6 +84,18 @@ class Target:
     def model_label(self) -> Optional[str]:
         """The model asked for: the one named, else the first provider's default."""
         return self.model or getattr(self.legs[0].provider, "model", None)
+
+    def answer(self, prompt: str, messages: Messages,
+               conversation: Optional[str] = None) -> Answer:
+        """The ``Answer`` this target is about to give: who, and what is sent."""
+        where = [leg.where for leg in self.legs]
+        return Answer(prompt, self.label, self.model_label,
+                      messages=without_image_bytes(messages),
+                      options=dict(self.options), conversation=conversation,
+                      base_url=" → ".join(w or "?" for w in where) if any(where) else None)
+
+    def secrets(self) -> List[str]:
+        return [secret for leg in self.legs for secret in leg.secrets()]
 
     def stream(self, messages: Messages) -> AsyncIterator[Event]:
         """The answer's events, from the one provider or the chain."""
@@ -74,6 +114,7 @@ def resolve(spec: Optional[str], *, model: Optional[str] = None, options: Option
             timeout: Optional[float] = None, demo: bool = True) -> Target:
     """Build the ``Target`` for a ``--provider`` value (None: the zero-config choice)."""
     from .providers import get_provider
+    from .providers.base import CONTROL_ARGS
 
     names = [n.strip() for n in (spec or "").split(",") if n.strip()] or [default_name(demo)]
     if base_url and len(names) > 1:
@@ -82,9 +123,11 @@ def resolve(spec: Optional[str], *, model: Optional[str] = None, options: Option
     for name in names:
         common = {"proxy": proxy, "timeout": timeout, **(options or {})}
         leg = Leg(name.lower(), get_provider(name), {k: v for k, v in common.items() if v is not None})
-        routed |= _route(leg, base_url, demo)
+        leg.demo = _route(leg, base_url, demo)
+        routed |= leg.demo
         legs.append(leg)
-    return Target(legs, model=model, note=EMULATOR_NOTE if routed else "")
+    body = {k: v for k, v in (options or {}).items() if k not in CONTROL_ARGS and v is not None}
+    return Target(legs, model=model, note=EMULATOR_NOTE if routed else "", options=body)
 
 
 def secret_variables(*named: Optional[str]) -> List[str]:

@@ -1,6 +1,24 @@
+import os
+import shutil
+import tempfile
+
 import pytest
 
 from tests.support.server import serve
+
+# Every answer is logged: tests (and the kernels they start, which inherit
+# this environment) write to a log of their own, never the user's, and no
+# ambient setting turns logging or replay on or off under them.
+os.environ["IPYCHAT_HOME"] = tempfile.mkdtemp(prefix="ipychat-home-")
+for _name in ("IPYCHAT_LOG", "IPYCHAT_REPLAY", "JPY_SESSION_NAME"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_log_home():
+    home = os.environ["IPYCHAT_HOME"]
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ ROW_KEYS = {
     "context": {"contender", "seconds", "bytes"},
     "connections": {"rtt_ms", "client", "cold_ms", "warm_ms", "connections", "warm_vs_sdk",
                     "cold_vs_sdk", "sessions"},
+    "log": {"contender", "answers", "ms_per_answer", "added_ms"},
 }
 EXTRA_KEYS = {"load": {"samples", "importtime"}, "memory": {"samples"}, "context": {"samples"}}
 KERNEL = pytest.mark.kernel
@@ -55,7 +56,7 @@ def load_result(results, name):
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("name", [
     "decode", pytest.param("render", marks=KERNEL), "load", "concurrency",
-    pytest.param("memory", marks=KERNEL), "context", "connections",
+    pytest.param("memory", marks=KERNEL), "context", "connections", "log",
 ])
 def test_benchmark_smoke_writes_its_json(name, tmp_path):
     done = run_bench(name, tmp_path)

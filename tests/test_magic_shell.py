@@ -182,3 +182,30 @@ def test_unload_ext_closes_kept_connections(shell, magics, make_server):
         assert asyncio.run(until(lambda: client_sockets(port) == 0, 10))
     finally:
         shell.run_line_magic("load_ext", "ipychat")
+
+
+def test_terminal_answers_are_logged_and_replayed(shell, magics, make_server, capsys,
+                                                  tmp_path, monkeypatch):
+    monkeypatch.setenv("IPYCHAT_HOME", str(tmp_path))  # the recorder's log follows it
+    server = cromicle_server(make_server, text="Logged!")
+    cell = f"%%chat -p cromicle --base-url {server.url} --no-history -o said\nhi"
+    assert shell.run_cell(cell).success
+    from ipychat.log import Log
+
+    (entry,) = Log(tmp_path / "log.db").entries()
+    assert (entry.answer.text, entry.answer.status) == ("Logged!", "complete")
+    shell.run_line_magic("chat", "replay on")
+    capsys.readouterr()
+    try:
+        assert shell.run_cell(cell.replace("-o said", "-o again")).success
+    finally:
+        shell.run_line_magic("chat", "replay off")
+    out = capsys.readouterr().out
+    assert out.startswith("*Replayed from the log (") and "\nLogged!\n" in out
+    assert len(server.requests) == 1 and shell.user_ns["again"] == "Logged!"
+    (tmp_path / "log.db").write_bytes(b"not a database" * 100)
+    for extra in tmp_path.glob("log.db-*"):
+        extra.unlink()
+    assert shell.run_cell(cell).success
+    assert f"(not logged: file is not a database ({tmp_path / 'log.db'}))" in \
+        capsys.readouterr().out

@@ -24,15 +24,16 @@ from nbclient import NotebookClient
 
 from ipychat.emulator.reply import reply_text
 from ipychat.targets import EMULATOR_NOTE
+from tests.support.kernel import this_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXPECTED = ["01-quickstart.ipynb", "02-providers.ipynb", "03-panel.ipynb",
-            "04-write-a-provider.ipynb", "05-notebook-context.ipynb"]
+            "04-write-a-provider.ipynb", "05-notebook-context.ipynb", "06-log-and-replay.ipynb"]
 SPEC_NAME = "ipychat-notebooks"
 #: Variables that would send a notebook to a real service or change its defaults.
 UNSET = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENASSISTANT_SESSION_TOKEN",
-         "IPYCHAT_PROVIDER", "IPYCHAT_MODEL")
+         "IPYCHAT_PROVIDER", "IPYCHAT_MODEL", "IPYCHAT_REPLAY", "IPYCHAT_LOG")
 CELL_TIMEOUT = 60
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -53,7 +54,7 @@ def offline_env(base: Dict[str, str] | None = None) -> Dict[str, str]:
     """``base`` (default: this process's environment) as Binder has it: demo, no keys."""
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in UNSET}
     env["IPYCHAT_DEMO"] = "1"
-    return env
+    return this_checkout(env)
 
 
 def execute_notebook(path: Path, python: str, spec_root: Path, env: Dict[str, str]):
@@ -110,7 +111,7 @@ def demo(text: str) -> str:
 
 # -- the committed files ------------------------------------------------------------
 
-def test_the_four_demo_notebooks_are_there():
+def test_the_demo_notebooks_are_there():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == EXPECTED
 
 
@@ -130,21 +131,26 @@ def test_committed_notebook_is_valid_and_has_no_outputs(name):
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
-    """``executed(name)``: the notebook run once in a copy of notebooks/ (cached)."""
+    """``executed(name)``: the notebook run once in a copy of notebooks/ (cached);
+    ``executed(name, replay="only")`` a second run, replayed from the log of the first."""
     work = tmp_path_factory.mktemp("notebooks") / "notebooks"
     shutil.copytree(NOTEBOOKS, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     specs = tmp_path_factory.mktemp("kernels")
+    env = {**offline_env(), "IPYCHAT_HOME": str(work.parent / "ipychat-home")}
     done = {}
 
-    def run(name: str):
-        if name not in done:  # a failure is kept too: one run per notebook, however it ends
+    def run(name: str, replay: str = ""):
+        if replay:
+            run(name)  # the recording run comes first
+        if (name, replay) not in done:  # a failure is kept too: one run each, however it ends
+            run_env = {**env, "IPYCHAT_REPLAY": replay} if replay else env
             try:
-                done[name] = execute_notebook(work / name, sys.executable, specs, offline_env())
+                done[name, replay] = execute_notebook(work / name, sys.executable, specs, run_env)
             except Exception as err:
-                done[name] = err
-        if isinstance(done[name], Exception):
-            raise done[name]
-        return done[name]
+                done[name, replay] = err
+        if isinstance(done[name, replay], Exception):
+            raise done[name, replay]
+        return done[name, replay]
 
     return run
 
@@ -262,3 +268,44 @@ def test_context_notebook_sends_frames_figures_and_errors(executed):
     (context,) = shown(nb, "context")
     assert "Context: the last 3 cells run in this notebook" in context
     assert shown(nb, "code")  # streamed as usual (nbclient has no cell to insert into)
+
+
+#: The line a replayed answer adds above its text.
+REPLAYED = re.compile(r"\*Replayed from the log \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\): "
+                      r"no request was sent\.\*\n\n")
+
+
+@runs_notebooks
+def test_log_notebook_logs_searches_exports_and_replays(executed):
+    nb = executed("06-log-and-replay.ipynb")
+    first = emulator_answer("openai", "What is a Python virtual environment?", "gpt-4o-mini")
+    assert shown(nb, "ask") == [demo(first)]
+    (table,) = shown(nb, "log")
+    assert table.splitlines()[0].split()[:4] == ["time", "(UTC)", "notebook", "provider/model"]
+    assert "OpenAIChat/gpt-4o-mini" in table and len(table.splitlines()) >= 3
+    (found,) = shown(nb, "search")
+    assert len(found.splitlines()) == 2  # the head and the first answer
+    assert printed(nb, "python-api").count(" OpenAIChat gpt-4o-mini complete ") == 2
+    (wrote,) = shown(nb, "export")
+    assert re.fullmatch(r"Wrote \d+ answer\(s\) to my-answers\.md\.", wrote)
+    (replayed,) = shown(nb, "replayed")
+    assert REPLAYED.sub("", replayed) == demo(first) and replayed != demo(first)
+    (resumed,) = shown(nb, "resume")
+    assert re.match(r"Resumed the last conversation of \S+\.json: 2 turn\(s\) \(the "
+                    r"conversation this kernel already has\), the last from ", resumed), resumed
+
+
+@runs_notebooks
+def test_log_notebook_runs_again_with_replay_only(executed):
+    """CI's case: after a recording run, IPYCHAT_REPLAY=only in a fresh kernel."""
+    live = executed("06-log-and-replay.ipynb")
+    nb = executed("06-log-and-replay.ipynb", replay="only")
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert not [o for o in c.outputs if o.output_type == "error"], c.id
+    for cell_id in ("ask", "ask-more", "replayed"):
+        (now,), (was,) = shown(nb, cell_id, stats=True), shown(live, cell_id, stats=True)
+        assert len(REPLAYED.findall(now)) == 1, cell_id
+        assert REPLAYED.sub("", now) == REPLAYED.sub("", was), cell_id
+    (pinned,) = shown(nb, "replay-off")
+    assert pinned.endswith("(IPYCHAT_REPLAY=only holds for this run)")

@@ -305,3 +305,51 @@ def turns_of(conversation, answers=None):
     """(prompt, text, provider, complete) of each answer (by default: the history)."""
     answers = conversation.turns if answers is None else answers
     return [(a.prompt, a.text, a.provider, a.complete) for a in answers]
+
+
+# -- the log and replay ---------------------------------------------------------
+
+
+@pytest.fixture
+def recorder(tmp_path):
+    from ipychat.log import Log
+    from ipychat.recorder import Recorder
+
+    return Recorder(Log(tmp_path / "log.db", timeout=0.3))
+
+
+async def test_panel_answers_are_logged_and_replayed_without_a_request(make_server, recorder):
+    server = make_server([("POST", "/chat", raw(["Hello ", "there"]))])
+    panel = panel_for(server, recorder=recorder)
+    await ask(panel, "hi")
+    await ask(panel, "again")
+    assert [e.answer.prompt for e in recorder.log.entries()] == ["hi", "again"]
+    recorder.set_mode("on")
+    fresh = panel_for(server, recorder=recorder)
+    await ask(fresh, "hi")
+    assert len(server.requests) == 2  # answered from the log
+    assert fresh.answer_text == "Hello there"
+    assert "(replayed from the log (" in fresh.status_text
+    assert turns_of(fresh.conversation) == [("hi", "Hello there", "Cromicle", True)]
+    assert recorder.log.count() == 2  # a replay is not logged again
+
+
+async def test_replay_only_in_the_panel_says_what_is_missing(make_server, recorder):
+    server = make_server([("POST", "/chat", raw(["never"]))])
+    recorder.set_mode("only")
+    panel = panel_for(server, recorder=recorder)
+    panel.prompt.value = "unknown"
+    panel.send_button.click()
+    assert panel.status_text.startswith("replay only: this question has no complete answer")
+    assert panel.task is None and server.requests == [] and not panel.busy
+
+
+async def test_a_log_that_cannot_be_written_is_a_note_in_the_status_line(make_server, recorder):
+    server = make_server([("POST", "/chat", raw(["kept"]))])
+    recorder.log.path.write_bytes(b"not a database" * 100)
+    panel = panel_for(server, recorder=recorder)
+    await ask(panel, "hi")
+    assert panel.answer_text == "kept"
+    assert panel.status_text.startswith("Done: Cromicle answered. ")
+    assert panel.status_text.endswith(
+        f" (not logged: file is not a database ({recorder.log.path}))")

@@ -21,6 +21,15 @@ from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
 SPEC_NAME = "ipychat-test"
+#: The checkout these tests belong to: kernels import ipychat from here, not
+#: from wherever the package happens to be installed.
+CHECKOUT = str(Path(__file__).resolve().parents[2])
+
+
+def this_checkout(env: dict) -> dict:
+    """``env`` with this checkout first on ``PYTHONPATH``."""
+    paths = [CHECKOUT, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    return {**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 def _spec_dir() -> str:
@@ -74,7 +83,8 @@ class Kernel:
                                 kernel_spec_manager=KernelSpecManager(kernel_dirs=[_spec_dir()]))
         # A private IPYTHONDIR: test cells must not land in the user's history.
         ipython_dir = tempfile.mkdtemp(prefix="ipychat-ipython-")
-        self.km.start_kernel(env={**os.environ, "IPYTHONDIR": ipython_dir, **(env or {})})
+        self.km.start_kernel(env=this_checkout({**os.environ, "IPYTHONDIR": ipython_dir,
+                                                **(env or {})}))
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
@@ -95,8 +105,24 @@ class Kernel:
             done.messages.append(msg)
             if on_message is not None:
                 on_message(msg)
-        done.reply = self.kc.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
+        done.reply = self.reply_to(msg_id, max(1, deadline - time.monotonic()))
         return done
+
+    def reply_to(self, msg_id: str, timeout: float = 60) -> dict:
+        """The shell reply to ``msg_id``. Others are skipped: ``wait_for_ready``
+        may leave a second kernel_info reply behind when the kernel starts slowly,
+        and every later reply would then be taken for the one before it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no reply from the kernel in time")
+            try:
+                msg = self.kc.get_shell_msg(timeout=left)
+            except queue.Empty:
+                raise TimeoutError("no reply from the kernel in time") from None
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
 
     def listen(self, predicate: Callable[[dict], bool], timeout: float = 30) -> List[dict]:
         """Collect IOPub messages (any parent) until ``predicate(msg)`` holds."""
