@@ -107,7 +107,10 @@ class ChatMagics(Magics):
         messages = self.conversation.messages_for(
             prompt, use_history=not opts.no_history, system=opts.system)
         answer = Answer(prompt, target.label, target.model_label)
-        return Job(opts, target, messages, self._view(opts, target.note), answer)
+        view = self._view(opts, target.note)
+        if not opts.no_history:  # a one-off question is not part of the conversation
+            view = self.conversation.live(answer, view, _loop_scheduler())
+        return Job(opts, target, messages, view, answer)
 
     def _view(self, opts: ChatOptions, header: str):
         shown = {"reasoning": self.reasoning, "stats": self.stats and not opts.no_stats}
