@@ -16,7 +16,7 @@ import sys
 
 from . import common
 
-BENCHMARKS = ("decode", "render", "load", "concurrency", "memory")
+BENCHMARKS = ("decode", "render", "load", "concurrency", "memory", "panel")
 
 
 def run(name: str, args) -> int:

@@ -165,7 +165,10 @@ class ChatPanel(PanelView):
             self.show_status(str(err), "error")
             return False
         messages = self.conversation.messages_for(prompt)
-        self.busy = self.stoppable = True  # before the task runs: no second question
+        via = DEMO_NOTE if target.note else ""
+        with self.hold_sync():  # one state update; busy before the task runs: no second question
+            self.busy = self.stoppable = True
+            self.show_status(f"{target.label} is answering{via}…", "busy")
         self.task, self._cancel = _spawn(self._answer(prompt, target, messages))
         self.task.add_done_callback(self._settle)
         return True
@@ -213,7 +216,6 @@ class ChatPanel(PanelView):
         view = self.conversation.live(answer, Collector(), asyncio.get_running_loop().call_later)
         via = DEMO_NOTE if target.note else ""
         view.start()
-        self.show_status(f"{target.label} is answering{via}…", "busy")
         try:
             await stream_into(target.stream(messages), view, answer)
         except asyncio.CancelledError:

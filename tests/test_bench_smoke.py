@@ -29,6 +29,8 @@ ROW_KEYS = {
     "concurrency": {"consumer", "streams", "chunks_each", "one_stream_chunks_per_s",
                     "concurrent_chunks_per_s", "ratio"},
     "memory": {"measure", "MB", "x_answer"},
+    "panel": {"scenario", "turns", "chunks", "pace_ms", "updates", "upserts",
+              "update_bytes_mean", "update_bytes_max", "sync_KB", "wall_s"},
 }
 EXTRA_KEYS = {"load": {"samples", "importtime"}, "memory": {"samples"}}
 KERNEL = pytest.mark.kernel
@@ -51,7 +53,7 @@ def load_result(results, name):
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("name", [
     "decode", pytest.param("render", marks=KERNEL), "load", "concurrency",
-    pytest.param("memory", marks=KERNEL),
+    pytest.param("memory", marks=KERNEL), pytest.param("panel", marks=KERNEL),
 ])
 def test_benchmark_smoke_writes_its_json(name, tmp_path):
     done = run_bench(name, tmp_path)
