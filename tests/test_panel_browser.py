@@ -137,7 +137,14 @@ def test_a_chat_in_the_panel_and_a_cell_that_streams_into_it(lab, browser):
     # docs/panel.png is tracked: refresh it only on request (IPYCHAT_UPDATE_SCREENSHOT=1).
     picture = README_PICTURE if os.environ.get("IPYCHAT_UPDATE_SCREENSHOT") == "1" else \
         ARTIFACTS / "panel-three-turns.png"
+    # All three turns in one picture: the list's height cap (it scrolls past 60 % of the
+    # window) is lifted for it, in a window tall enough to hold the panel, then put back.
+    page.set_viewport_size({"width": 1100, "height": 2400})
+    page.evaluate("() => { document.querySelector('.ipychat-messages').style.maxHeight = 'none'; }")
+    page.locator(".ipychat-panel").scroll_into_view_if_needed()
     page.locator(".ipychat-panel").screenshot(path=str(picture))
+    page.evaluate("() => { document.querySelector('.ipychat-messages').style.maxHeight = ''; }")
+    page.set_viewport_size({"width": 1100, "height": 1000})
     assert picture.stat().st_size < 250_000
 
     check_copy(page)
