@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import errors
 from .options import ChatOptions, parse
 
-SUBCOMMANDS = ("providers", "use", "history", "last", "reset", "demo", "panel", "stop")
+SUBCOMMANDS = ("providers", "use", "history", "last", "fix", "reset", "demo", "panel", "stop")
 
 
 def run(magics, line: str):
@@ -120,6 +120,27 @@ def _last(magics, rest: str):
             ("text", f"{len(answer.text):,} characters")]
     text = "\n".join(f"{key}: {value}" for key, value in rows)
     return _show(text + "\nIn Python: ipychat.last_result()")
+
+
+def _fix(magics, rest: str):
+    """Ask why the last failed cell (or cell N) failed, with its code and error."""
+    from .cells import fix_prompt, last_failed
+
+    number, _, options = rest.partition(" ")
+    if not number.isdigit():
+        number, options = "", rest
+    failed = magics.cell_errors.errors
+    n = int(number) if number else last_failed(failed, magics.shell.execution_count)
+    if n is None:
+        raise errors.UsageError("no failed cell to fix", hint="Run the cell that fails first.")
+    if n not in failed:
+        raise errors.UsageError(f"cell {n} raised no error",
+                                hint="%chat fix N takes the number of a cell that failed.")
+    inputs = magics.shell.user_ns.get("In", [])
+    code = inputs[n] if n < len(inputs) else ""
+    # Braces in code and tracebacks are text here, not {references}.
+    question = fix_prompt(code, failed[n]).replace("{", "{{").replace("}", "}}")
+    return magics.ask(options.strip(), question)
 
 
 def _reported(value) -> str:

@@ -15,7 +15,9 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
 from . import commands, errors, runner
 from .answer import Answer
-from .options import FORMATS, ChatOptions, chat_arguments, interpolate, parse
+from .cells import ErrorRecorder, code_of, context_block
+from .options import FORMATS, ChatOptions, chat_arguments, parse
+from .references import Prompt, check, expand, image_file
 from .render import REASONING_MODES, StreamView, TerminalView
 from .session import Feed, Interrupted, default_conversation, stream_into
 
@@ -32,7 +34,7 @@ class ChatMagics(Magics):
     ``{name}`` is replaced by that variable's value; ``{{`` and ``}}`` escape.
 
     Line magic: ``%chat providers | use NAME [options] | history | last |
-    reset | demo [on|off] | panel | stop``.
+    fix [N] [options] | reset | demo [on|off] | panel | stop``.
     """
 
     default_provider = Unicode(help="Provider used when a cell names none.").tag(config=True)
@@ -51,6 +53,13 @@ class ChatMagics(Magics):
              "the answer starts), shown, or hidden.").tag(config=True)
     stats = Bool(True, help="A stats line (model, times, tokens) under each answer.").tag(
         config=True)
+    max_value_chars = Int(20_000, help="Most characters one {value} in a prompt becomes "
+                                       "(a visible note says what was cut).").tag(config=True)
+    code_prompt = Unicode(
+        "Answer with one Python code block that can run in this notebook, and at most a "
+        "sentence or two around it.",
+        help="Added to the system prompt for --format code (empty: nothing added).").tag(
+        config=True)
 
     @default("default_provider")
     def _provider_from_env(self):
@@ -68,6 +77,8 @@ class ChatMagics(Magics):
         super().__init__(shell, **kwargs)
         self.conversation = default_conversation()
         self.defaults = ChatOptions()
+        #: ``Err[n]``, kept from the moment the extension is loaded.
+        self.cell_errors = ErrorRecorder(shell, lambda: self.max_value_chars)
 
     @line_cell_magic
     @chat_arguments
@@ -77,11 +88,15 @@ class ChatMagics(Magics):
         ``{name}`` in the body is replaced by that variable's value (``{{``/``}}``
         escape). Interrupt the kernel to stop an answer; the text so far stays.
         Line magic: ``%chat providers | use NAME [options] | history | last |
-        reset | demo [on|off] | panel | stop``.
+        fix [N] [options] | reset | demo [on|off] | panel | stop``.
         """
         if cell is None:
             return commands.run(self, line)
-        job = self._prepare(parse(self.chat, line).merged_over(self.defaults), cell)
+        return self.ask(line, cell)
+
+    def ask(self, line: str, question: str):
+        """Answer ``question`` with the options in ``line``, as a ``%%chat`` cell does."""
+        job = self._prepare(parse(self.chat, line).merged_over(self.defaults), question)
         if runner.can_await(self.shell):
             return self._awaitable(job)
         return self._run_blocking(job)
@@ -91,9 +106,7 @@ class ChatMagics(Magics):
     def _prepare(self, opts: ChatOptions, cell: str) -> "Job":
         from .targets import resolve
 
-        prompt = interpolate(cell, self.shell.user_ns).strip()
-        if not prompt:
-            raise errors.UsageError("the cell is empty", hint="Write your question below %%chat.")
+        prompt = self._prompt(opts, cell)
         if opts.system is not None and not opts.no_history:
             self.conversation.system = opts.system
         self.conversation.max_history = self.max_history
@@ -105,22 +118,52 @@ class ChatMagics(Magics):
             timeout=opts.timeout or self.timeout, demo=self.demo,
         )
         messages = self.conversation.messages_for(
-            prompt, use_history=not opts.no_history, system=opts.system)
-        answer = Answer(prompt, target.label, target.model_label)
+            prompt.content(), use_history=not opts.no_history, system=self._system(opts))
+        answer = Answer(prompt.text, target.label, target.model_label)
         view = self._view(opts, target.note)
         if not opts.no_history:  # a one-off question is not part of the conversation
             view = self.conversation.live(answer, view, _loop_scheduler())
         return Job(opts, target, messages, view, answer)
+
+    def _prompt(self, opts: ChatOptions, cell: str) -> Prompt:
+        """The cell's question with its references, images and context, checked."""
+        from .targets import secret_variables
+
+        prompt = expand(cell, self.shell.user_ns, self.max_value_chars).strip()
+        for path in opts.images or ():
+            prompt.add("\n\n")
+            prompt.add(image_file(path))
+        if not prompt.parts:
+            raise errors.UsageError("the cell is empty", hint="Write your question below %%chat.")
+        if opts.context:
+            prompt = Prompt([context_block(self.shell, opts.context, self.max_value_chars)]
+                            + prompt.parts)
+        check(prompt, secret_variables(opts.api_key_env))
+        return prompt
+
+    def _system(self, opts: ChatOptions):
+        """The system prompt for this cell: ``--format code`` adds its instruction."""
+        if self._format(opts) != "code" or not self.code_prompt:
+            return opts.system
+        base = opts.system if opts.system is not None else self.conversation.system
+        return "\n\n".join(part for part in (base, self.code_prompt) if part)
+
+    def _format(self, opts: ChatOptions) -> str:
+        return opts.format or self.format
 
     def _view(self, opts: ChatOptions, header: str):
         shown = {"reasoning": self.reasoning, "stats": self.stats and not opts.no_stats}
         if not runner.in_kernel(self.shell):
             return TerminalView(header=header, **shown)
         schedule = _loop_scheduler()
-        return StreamView(fmt=opts.format or self.format, interval=self.update_interval,
+        fmt = "markdown" if self._format(opts) == "code" else self._format(opts)
+        return StreamView(fmt=fmt, interval=self.update_interval,
                           header=header, schedule=schedule, **shown)
 
     def _awaitable(self, job: "Job"):
+        if job.opts.background and self._format(job.opts) == "code":
+            raise errors.UsageError("--format code needs the cell to wait for its answer",
+                                    hint="Leave out --background.")
         job.view.start()
         if job.opts.background:
             async def start():
@@ -170,6 +213,9 @@ class ChatMagics(Magics):
         self.conversation.record(job.answer, remember=not job.opts.no_history)
         if job.opts.out:
             self.shell.user_ns[job.opts.out] = job.answer.text
+        if self._format(job.opts) == "code" and job.answer.complete:
+            # A new cell below (the next prompt in a terminal), never run by us.
+            self.shell.set_next_input(code_of(job.answer.text), replace=False)
 
 
 class Job:
@@ -193,14 +239,21 @@ def _loop_scheduler():
 
 
 def load(shell) -> None:
-    """Register the magics and the await hook; loading twice is harmless."""
+    """Register the magics, the await hook and ``Err``; loading twice is harmless."""
     if "ChatMagics" not in shell.magics_manager.registry:
         shell.register_magics(ChatMagics)
     runner.install(shell)
+    shell.magics_manager.registry["ChatMagics"].cell_errors.install()
 
 
 def unload(shell) -> None:
+    magics = shell.magics_manager.registry.get("ChatMagics")
+    if magics is not None:
+        magics.cell_errors.uninstall()
     runner.uninstall(shell)
+    import sys  # kept-alive connections go too; no pool if no call loaded aiohttp
+    if "ipychat.providers.pool" in sys.modules:
+        sys.modules["ipychat.providers.pool"].close_all()
     for kind in ("line", "cell"):
         shell.magics_manager.magics[kind].pop("chat", None)
     shell.magics_manager.registry.pop("ChatMagics", None)

@@ -6,8 +6,11 @@ from typing import Dict, List
 
 from .errors import UsageError
 
-Message = Dict[str, str]
+Message = Dict[str, object]
 Messages = List[Message]
+#: The neutral parts of a content list (a question with images); each
+#: provider turns them into its own form.
+PART_TYPES = ("text", "image")
 
 ROLES = ("system", "user", "assistant")
 SHAPE = "messages must be a list of {'role': ..., 'content': ...} dicts"
@@ -37,9 +40,32 @@ def check_message(i: int, message) -> None:
     if not isinstance(role, str) or not role:
         raise UsageError(f"message {i} has role {role!r}",
                          hint=f"Use one of: {', '.join(ROLES)}.")
+    if isinstance(content, list) and all(_is_part(part) for part in content):
+        return
     if not isinstance(content, str):
         raise UsageError(f"message {i} has a {type(content).__name__} content, not text",
                          hint="Give the content as a string.")
+
+
+def _is_part(part) -> bool:
+    if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
+        return False
+    if part["type"] == "text":
+        return isinstance(part.get("text"), str)
+    return isinstance(part.get("media_type"), str) and isinstance(part.get("data"), str)
+
+
+def text_of(content) -> str:
+    """The text of a content: itself, or its text parts joined."""
+    if isinstance(content, str):
+        return content
+    return "".join(part["text"] for part in content if part.get("type") == "text")
+
+
+def has_images(messages: Messages) -> bool:
+    return any(isinstance(m.get("content"), list)
+               and any(part.get("type") == "image" for part in m["content"])
+               for m in messages)
 
 
 def format_prompt(messages: Messages, add_special_tokens: bool = False) -> str:
@@ -51,9 +77,9 @@ def format_prompt(messages: Messages, add_special_tokens: bool = False) -> str:
     """
     messages = check_messages(messages)
     if not add_special_tokens and len(messages) == 1:
-        return messages[0]["content"]
+        return text_of(messages[0]["content"])
     # str.capitalize, as g4f: "user" -> "User" (and "USER" -> "User").
-    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    lines = [f"{m['role'].capitalize()}: {text_of(m['content'])}" for m in messages]
     return "\n".join(lines) + "\nAssistant:"
 
 
@@ -61,5 +87,5 @@ def last_user_text(messages: Messages) -> str:
     """The content of the last user message ('' when there is none)."""
     for message in reversed(messages):
         if message.get("role") == "user":
-            return message.get("content", "")
+            return text_of(message.get("content", ""))
     return ""

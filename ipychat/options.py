@@ -19,7 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from . import errors
 
-FORMATS = ("markdown", "text")
+FORMATS = ("markdown", "text", "code")
 REASONING = ("off", "low", "medium", "high")
 #: Body fields ipychat sets itself: ``--param`` may not change them.
 OWN_FIELDS = ("model", "messages", "stream")
@@ -46,6 +46,9 @@ class ChatOptions:
     #: ``--param KEY=VALUE`` body options.
     params: Optional[dict] = None
     no_stats: bool = False
+    #: ``--image PATH`` files to attach; ``--context N`` cells to send along.
+    images: Optional[list] = None
+    context: Optional[int] = None
 
     def merged_over(self, defaults: "ChatOptions") -> "ChatOptions":
         """These options, with unset ones taken from ``defaults`` (``--param``
@@ -91,7 +94,8 @@ def chat_arguments(func):
         argument("-o", "--out", help="Store the answer text in this variable."),
         argument("--no-history", dest="no_history", action="store_true",
                  help="A one-off question: no history sent, none recorded."),
-        argument("--format", help="How to show the answer: markdown (default) or text."),
+        argument("--format", help="How to show the answer: markdown (default), text, or code "
+                                  "(shown as Markdown, then its code goes into a new cell below)."),
         argument("--background", action="store_true",
                  help="Return at once; the answer keeps streaming into this output."),
         argument("--max-tokens", dest="max_tokens", metavar="N",
@@ -104,6 +108,10 @@ def chat_arguments(func):
                       "JSON when it parses as JSON, else text. Repeatable."),
         argument("--no-stats", dest="no_stats", action="store_true",
                  help="No stats line (model, times, tokens) under the answer."),
+        argument("--image", action="append", metavar="PATH",
+                 help="Attach a PNG or JPEG file for a model that can see. Repeatable."),
+        argument("--context", metavar="N",
+                 help="Send the code and output of the last N cells along, before the question."),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
@@ -137,6 +145,8 @@ def parse(magic_func, line: str) -> ChatOptions:
         reasoning=_choice(args.reasoning, REASONING, "--reasoning"),
         params=_params(args.param),
         no_stats=args.no_stats,
+        images=args.image or None,
+        context=_count(args.context, "--context"),
     )
 
 
@@ -197,10 +207,14 @@ def _choice(value: Optional[str], choices, option: str) -> Optional[str]:
 
 
 def _max_tokens(value: Optional[str]) -> Optional[int]:
+    return _count(value, "--max-tokens")
+
+
+def _count(value: Optional[str], option: str) -> Optional[int]:
     if value is None:
         return None
     if not re.fullmatch(r"\s*\+?\d+\s*", value) or int(value) <= 0:
-        raise errors.UsageError(f"--max-tokens must be a whole number above 0, not {value!r}")
+        raise errors.UsageError(f"{option} must be a whole number above 0, not {value!r}")
     return int(value)
 
 
@@ -222,22 +236,3 @@ def _params(values) -> Optional[dict]:
         except ValueError:
             found[key] = raw
     return found
-
-
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def interpolate(text: str, namespace: dict) -> str:
-    """Replace ``{name}`` by that variable's value, once; ``{{``/``}}`` escape.
-
-    Unknown names stay as written, so prompts with code in braces survive.
-    """
-
-    def replace(match: re.Match) -> str:
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            return token[0]
-        name = match.group(1)
-        return str(namespace[name]) if name in namespace else token
-
-    return _PLACEHOLDER.sub(replace, text)

@@ -22,9 +22,9 @@ from typing import List, Optional
 
 from . import errors, targets
 from .answer import Answer
-from .options import interpolate
 from .panel_view import PanelView
 from .providers import list_providers
+from .references import prepare
 from .session import (ENDED, GREW, RESET, STARTED, Collector, Conversation,
                       default_conversation, stream_into)
 from .transcript import Parts, as_markdown, question, reply
@@ -158,18 +158,19 @@ class ChatPanel(PanelView):
         if not typed:
             self.show_status(EMPTY, "error")
             return False
-        prompt = interpolate(typed, self.namespace)
         try:
+            # The same {references} as %%chat: the panel runs in the same kernel.
+            prompt = prepare(typed, self.namespace, targets.secret_variables())
             target = self._target()
         except errors.ChatError as err:
             self.show_status(str(err), "error")
             return False
-        messages = self.conversation.messages_for(prompt)
+        messages = self.conversation.messages_for(prompt.content())
         via = DEMO_NOTE if target.note else ""
         with self.hold_sync():  # one state update; busy before the task runs: no second question
             self.busy = self.stoppable = True
             self.show_status(f"{target.label} is answering{via}…", "busy")
-        self.task, self._cancel = _spawn(self._answer(prompt, target, messages))
+        self.task, self._cancel = _spawn(self._answer(prompt.text, target, messages))
         self.task.add_done_callback(self._settle)
         return True
 

@@ -21,7 +21,9 @@ import re
 import threading
 from typing import List
 
-_MAGIC_CALL = re.compile(r"^(\s*)(get_ipython\(\)\.run_cell_magic\(['\"]chat['\"],)")
+# %%chat cells, and %chat fix (which streams an answer like a cell).
+_MAGIC_CALL = re.compile(r"^(\s*)(get_ipython\(\)\.run_cell_magic\(['\"]chat['\"],"
+                         r"|get_ipython\(\)\.run_line_magic\(['\"]chat['\"], ['\"]fix\b)")
 
 
 def in_kernel(shell) -> bool:

@@ -70,12 +70,14 @@ def binder_install(tmp_path_factory):
     return repo, python
 
 
-def test_requirements_name_jupyterlab_the_widget_packages_and_this_repository():
+def test_requirements_name_jupyterlab_the_widget_packages_the_demo_libraries_and_this_repository():
     lines = [line.split("#")[0].strip()
              for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines()]
     names = [line for line in lines if line]
     assert names[-1] == "."
-    assert {n.split(">")[0] for n in names[:-1]} == {"jupyterlab", "ipywidgets", "anywidget"}
+    # pandas and matplotlib: notebook 05 puts a data frame and a figure in a prompt.
+    assert {n.split(">")[0] for n in names[:-1]} == {"jupyterlab", "ipywidgets", "anywidget",
+                                                     "pandas", "matplotlib"}
 
 
 def test_start_is_executable_and_turns_on_the_demo_mode():

@@ -1,6 +1,7 @@
 """%%chat in an in-process IPython shell (the terminal path: no kernel, so the
 answer streams to stdout through the private loop thread)."""
 
+import asyncio
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ from IPython.testing.globalipapp import start_ipython
 from ipychat import errors
 from ipychat.runner import AwaitChatCells
 from ipychat.targets import EMULATOR_NOTE
+from tests.support.matrix import client_sockets, until
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +168,34 @@ def test_watchers_of_the_conversation_hear_a_cell_answer(shell, magics, make_ser
     assert heard[-1] == ("ended", ("hi", "Heard!"))
     assert {change for change, _ in heard[1:-1]} <= {"grew"}
     assert all(seen[1] != "one-off" for _, seen in heard)  # not part of the conversation
+
+
+def test_format_code_prefills_the_next_terminal_prompt(shell, magics, make_server, capsys):
+    server = cromicle_server(make_server)  # answers "Hi!" (no fence: the whole answer is code)
+    result = shell.run_cell(f"%%chat -p cromicle --base-url {server.url} --format code\nhi")
+    assert result.success
+    assert shell.rl_next_input == "Hi!"
+
+
+def test_unload_removes_err_and_load_brings_it_back(shell, magics):
+    shell.run_cell("1 / 0", store_history=True)  # a numbered cell, as in a notebook
+    assert "ZeroDivisionError" in shell.user_ns["Err"][max(shell.user_ns["Err"])]
+    shell.run_line_magic("unload_ext", "ipychat")
+    assert "Err" not in shell.user_ns
+    shell.run_line_magic("load_ext", "ipychat")
+    assert "Err" in shell.user_ns
+
+
+def test_unload_ext_closes_kept_connections(shell, magics, make_server):
+    """The blocking path runs on ``loopthread``'s loop, which lives on: its idle
+    connection must go with the extension (tests/test_connections.py: the rest)."""
+    server = cromicle_server(make_server)
+    port = int(server.url.rsplit(":", 1)[1])
+    try:
+        assert shell.run_cell(f"%%chat -p cromicle --base-url {server.url} --no-history\nhi"
+                              ).success
+        assert client_sockets(port) == 1  # kept for the next cell
+        shell.run_line_magic("unload_ext", "ipychat")
+        assert asyncio.run(until(lambda: client_sockets(port) == 0, 10))
+    finally:
+        shell.run_line_magic("load_ext", "ipychat")

@@ -28,7 +28,7 @@ from ipychat.targets import EMULATOR_NOTE
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXPECTED = ["01-quickstart.ipynb", "02-providers.ipynb", "03-panel.ipynb",
-            "04-write-a-provider.ipynb"]
+            "04-write-a-provider.ipynb", "05-notebook-context.ipynb"]
 SPEC_NAME = "ipychat-notebooks"
 #: Variables that would send a notebook to a real service or change its defaults.
 UNSET = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENASSISTANT_SESSION_TOKEN",
@@ -161,7 +161,8 @@ def test_notebook_runs_top_to_bottom_without_errors(executed, name):
     for c in nb.cells:
         if c.cell_type == "code":
             assert c.execution_count is not None, f"cell {c.id} did not run"
-            assert not [o for o in c.outputs if o.output_type == "error"]
+            if "raises-exception" not in c.metadata.get("tags", []):  # an error on purpose
+                assert not [o for o in c.outputs if o.output_type == "error"]
 
 
 @runs_notebooks
@@ -247,3 +248,18 @@ def test_written_providers_answer(executed):
         "IS ANYBODY OUT THERE? \n\n*(model loud-1; messages so far: 1)*"]
     assert printed(nb, "python-api").startswith("HELLO THERE \n\n")
     assert shown(nb, "dotted-path") == ["Arr! Ye asked: Where be the treasure? "]
+
+
+@runs_notebooks
+def test_context_notebook_sends_frames_figures_and_errors(executed):
+    nb = executed("05-notebook-context.ipynb")
+    (frame,) = shown(nb, "ask-frame")
+    assert "pandas DataFrame, 300,000 rows × 2 columns" in frame
+    (figure,) = shown(nb, "ask-figure")
+    assert "What does this plot show?" in figure  # the emulator quotes the text parts
+    assert printed(nb, "err") == "ZeroDivisionError: division by zero\n"
+    (fix,) = shown(nb, "fix")
+    assert "def mean(values):" in fix and "ZeroDivisionError" in fix
+    (context,) = shown(nb, "context")
+    assert "Context: the last 3 cells run in this notebook" in context
+    assert shown(nb, "code")  # streamed as usual (nbclient has no cell to insert into)

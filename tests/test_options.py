@@ -2,7 +2,7 @@ import pytest
 
 from ipychat import errors
 from ipychat.magics import ChatMagics
-from ipychat.options import ChatOptions, interpolate, parse
+from ipychat.options import ChatOptions, parse
 
 
 def p(line):
@@ -76,19 +76,6 @@ def test_merged_over_takes_unset_values_from_defaults():
     defaults = ChatOptions(provider="lockchat", model="m", temperature=0.1, format="text")
     merged = ChatOptions(model="other").merged_over(defaults)
     assert merged == ChatOptions(provider="lockchat", model="other", temperature=0.1, format="text")
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("Explain {topic}", "Explain lists"),
-    ("{topic} and {topic}", "lists and lists"),
-    ("keep {{braces}} and }}", "keep {braces} and }"),
-    ("unknown {nope} stays", "unknown {nope} stays"),
-    ("code {x: 1} stays", "code {x: 1} stays"),
-    ("value {n}", "value 3"),
-    ("once {nested}", "once {topic}"),
-])
-def test_interpolate(text, expected):
-    assert interpolate(text, {"topic": "lists", "n": 3, "nested": "{topic}"}) == expected
 
 
 def test_model_parameters_parse_and_reach_the_body():

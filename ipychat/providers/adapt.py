@@ -24,8 +24,8 @@ from typing import AsyncIterator, Callable, Iterable
 
 from .. import errors
 from ..events import Event, from_foreign
-from ..messages import check_messages
-from .base import CONTROL_ARGS, HTTPProvider
+from ..messages import check_messages, has_images
+from .base import CONTROL_ARGS, IMAGE_HINT, HTTPProvider
 
 #: Our control arguments: never handed to a foreign class unless it names them.
 HELD_BACK = (*CONTROL_ARGS, "api_key_env")
@@ -84,7 +84,11 @@ async def stream_events(provider, model, messages, **kwargs) -> AsyncIterator[Ev
             async for event in events:
                 yield event
         return
-    events = foreign_events(provider, model, check_messages(messages), kwargs)
+    messages = check_messages(messages)
+    if has_images(messages) and not getattr(provider, "takes_images", False):
+        raise errors.UsageError(f"{label_of(provider)} does not say it can see images",
+                                hint="A class that can sets takes_images = True. " + IMAGE_HINT)
+    events = foreign_events(provider, model, messages, kwargs)
     async with contextlib.aclosing(events):
         try:
             async for event in events:

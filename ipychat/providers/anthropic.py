@@ -14,6 +14,7 @@ from typing import List, Optional
 
 from .. import errors
 from ..events import Event, Reasoning, Text, finish, usage
+from ..messages import text_of
 from ..streams import sse_events
 from .base import HTTPProvider
 from .http import (Call, check_status, client_timeout, get_json, open_session, parse_json,
@@ -37,11 +38,11 @@ def headers(call: Call) -> dict:
 
 def request_body(call: Call) -> dict:
     # The Messages API takes system text apart from the user/assistant turns.
-    turns = [m for m in call.messages if m["role"] in ("user", "assistant")]
+    turns = [wire_turn(m) for m in call.messages if m["role"] in ("user", "assistant")]
     if not turns:
         raise errors.UsageError("Anthropic needs at least one user message",
                                 provider=call.provider)
-    system = "\n\n".join(m["content"] for m in call.messages if m["role"] == "system")
+    system = "\n\n".join(text_of(m["content"]) for m in call.messages if m["role"] == "system")
     body = {"model": call.model, "max_tokens": call.max_tokens or DEFAULT_MAX_TOKENS,
             "messages": turns}
     if system:
@@ -50,6 +51,18 @@ def request_body(call: Call) -> dict:
         body["thinking"] = thinking(call)
         body["max_tokens"] = call.max_tokens or BUDGETS[call.reasoning] + DEFAULT_MAX_TOKENS
     return {**body, "stream": True, **call.options}
+
+
+def wire_turn(message: dict) -> dict:
+    """A turn with neutral image parts as Anthropic's base64 image blocks."""
+    content = message["content"]
+    if isinstance(content, str):
+        return message
+    blocks = [{"type": "text", "text": part["text"]} if part["type"] == "text" else
+              {"type": "image", "source": {"type": "base64", "media_type": part["media_type"],
+                                           "data": part["data"]}}
+              for part in content]
+    return {**message, "content": blocks}
 
 
 def thinking(call: Call) -> dict:
@@ -135,7 +148,7 @@ def message_events(reply, call: Call) -> List[Event]:
 
 class Anthropic(HTTPProvider):
     url = "https://api.anthropic.com"
-    default_base_url = url
+    default_base_url = HTTPProvider.env_url("ANTHROPIC_BASE_URL", url)
     working = True
     needs_auth = True
     supports_stream = True
@@ -143,6 +156,7 @@ class Anthropic(HTTPProvider):
     model = "claude-sonnet-4-5"
     api_key_env = KEY_ENV
     takes_reasoning = True
+    takes_images = True
 
     @classmethod
     async def generate(cls, call: Call):

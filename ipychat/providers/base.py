@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 from .. import errors
 from ..events import Event
 from ..loopthread import iterate_sync
-from ..messages import Messages, check_messages
-from .http import Call, client_timeout, translated
+from ..messages import Messages, check_messages, has_images
+from .http import Call, EnvURL, client_timeout, translated
 
 #: Arguments that steer a call and never go into a request body.
 CONTROL_ARGS = ("stream", "proxy", "base_url", "timeout", "cookies", "api_key", "api_key_env")
@@ -111,6 +111,10 @@ class HTTPProvider(AsyncGeneratorProvider):
     async generator of text that opens its own session (``http.open_session``).
     """
 
+    #: A default base URL the environment may set, as the vendors' SDKs allow:
+    #: ``default_base_url = HTTPProvider.env_url("OPENAI_BASE_URL", url)``. The
+    #: provider's own key variable then goes to that URL (``resolve_key``).
+    env_url = staticmethod(EnvURL)
     default_base_url: str = ""
     #: Environment variable that holds the API key, for providers that need one.
     api_key_env: Optional[str] = None
@@ -118,6 +122,8 @@ class HTTPProvider(AsyncGeneratorProvider):
     #: Whether the protocol has a field for ``max_tokens=`` / ``reasoning=``.
     takes_max_tokens = True
     takes_reasoning = False
+    #: Whether the protocol carries images (``image`` parts in a message's content).
+    takes_images = False
 
     @classmethod
     async def stream_events(cls, model: str, messages: Messages,
@@ -151,10 +157,13 @@ class HTTPProvider(AsyncGeneratorProvider):
                   max_tokens=None, reasoning=None, **options) -> Call:
         del stream  # a control argument of create_completion, never sent
         base_url = (base_url or cls.default_base_url).rstrip("/")
+        messages = check_messages(messages)
+        if has_images(messages) and not cls.takes_images:
+            raise errors.UsageError(f"{cls.label()} cannot see images", hint=IMAGE_HINT)
         return Call(
             provider=cls.label(),
             model=model or cls.model,
-            messages=check_messages(messages),
+            messages=messages,
             base_url=base_url,
             proxy=proxy or None,
             timeout=client_timeout(timeout),
@@ -196,7 +205,8 @@ class HTTPProvider(AsyncGeneratorProvider):
         A key given, or a variable the user names, goes where the user points.
         The provider's own variable (``OPENAI_API_KEY``...) goes only to the
         provider's own service: pointing ``--base-url`` at some other server
-        must not hand it that key unasked.
+        must not hand it that key unasked. A base URL variable set beside it
+        (``OPENAI_BASE_URL``) moves the default, and the key goes with it.
         """
         if api_key:
             return api_key
@@ -227,5 +237,7 @@ class HTTPProvider(AsyncGeneratorProvider):
         yield  # pragma: no cover
 
 
+IMAGE_HINT = ("Images go to openai, anthropic and ollama (with a model that can see); "
+              "leave the image out for this provider.")
 #: Event kinds that show the model has started answering.
 SHOWN = ("text", "reasoning")

@@ -14,6 +14,7 @@ import aiohttp
 
 from .. import errors
 from ..events import Event, Reasoning, Text, finish, usage
+from ..messages import text_of
 from ..streams import ndjson
 from .base import HTTPProvider
 from .http import (Call, check_status, client_timeout, get_json, open_session, parse_json,
@@ -25,7 +26,8 @@ TOP_LEVEL = ("format", "keep_alive", "think", "tools")
 
 
 def request_body(call: Call) -> dict:
-    body = {"model": call.model, "messages": call.messages, "stream": True}
+    body = {"model": call.model, "messages": [wire_message(m) for m in call.messages],
+            "stream": True}
     options = {k: v for k, v in call.options.items() if k not in TOP_LEVEL}
     if call.max_tokens is not None:
         options = {"num_predict": call.max_tokens, **options}
@@ -33,6 +35,15 @@ def request_body(call: Call) -> dict:
     if call.reasoning is not None and "think" not in top:
         top["think"] = think_value(call)
     return {**body, "options": options, **top}
+
+
+def wire_message(message: dict) -> dict:
+    """A message with neutral image parts in Ollama's form: text, plus ``images``."""
+    content = message["content"]
+    if isinstance(content, str):
+        return message
+    images = [part["data"] for part in content if part["type"] == "image"]
+    return {**message, "content": text_of(content), "images": images}
 
 
 def think_value(call: Call):
@@ -73,12 +84,13 @@ def not_running(err: aiohttp.ClientConnectorError, call: Call) -> errors.ChatErr
 
 class Ollama(HTTPProvider):
     url = "http://localhost:11434"
-    default_base_url = url
+    default_base_url = HTTPProvider.env_url("OLLAMA_HOST", url, default_port=11434)
     working = True
     supports_stream = True
     supports_message_history = True
     model = "llama3.2"
     takes_reasoning = True
+    takes_images = True
 
     @classmethod
     async def generate(cls, call: Call):

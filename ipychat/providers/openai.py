@@ -12,6 +12,7 @@ again in this process.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -44,7 +45,7 @@ def auth_headers(call: Call) -> dict:
 
 class OpenAIChat(HTTPProvider):
     url = "https://api.openai.com/v1"
-    default_base_url = url
+    default_base_url = HTTPProvider.env_url("OPENAI_BASE_URL", url)
     working = True
     needs_auth = True
     supports_stream = True
@@ -54,6 +55,7 @@ class OpenAIChat(HTTPProvider):
     model = "gpt-4o-mini"
     api_key_env = DEFAULT_KEY_ENV
     takes_reasoning = True
+    takes_images = True
 
     @classmethod
     def make_call(cls, model, messages, *, api_key_env=None, **kwargs) -> KeyedCall:
@@ -65,15 +67,18 @@ class OpenAIChat(HTTPProvider):
     async def generate(cls, call: KeyedCall):
         body = cls.request_body(call)
         try:
-            async for event in cls._post(call, body):
-                yield event
+            # aclosing: a consumer that stops early must close this request now.
+            async with contextlib.aclosing(cls._post(call, body)) as events:
+                async for event in events:
+                    yield event
         except errors.HTTPStatusError as err:
             if not rejects_stream_options(err, body):
                 raise
             _NO_STREAM_OPTIONS.add(call.base_url)
             body.pop("stream_options")
-            async for event in cls._post(call, body):
-                yield event
+            async with contextlib.aclosing(cls._post(call, body)) as events:
+                async for event in events:
+                    yield event
 
     @classmethod
     async def _post(cls, call: KeyedCall, body: dict):
@@ -86,11 +91,12 @@ class OpenAIChat(HTTPProvider):
 
     @classmethod
     def request_body(cls, call: Call) -> dict:
-        body = {"model": call.model, "messages": call.messages}
+        body = {"model": call.model, "messages": [wire_message(m) for m in call.messages]}
         if call.max_tokens is not None:
             # OpenAI itself renamed the field (its reasoning models refuse the
-            # old one); compatible servers know the old name only.
-            own = same_origin(call.base_url, cls.default_base_url)
+            # old one); compatible servers know the old name only. cls.url:
+            # OPENAI_BASE_URL may move default_base_url to such a server.
+            own = same_origin(call.base_url, cls.url)
             body["max_completion_tokens" if own else "max_tokens"] = call.max_tokens
         if call.reasoning is not None:
             body["reasoning_effort"] = "none" if call.reasoning == "off" else call.reasoning
@@ -117,6 +123,18 @@ class OpenAIChat(HTTPProvider):
         reply = await get_json(call, "/models", auth_headers(call), call.auth_hint,
                                "the model list is not JSON")
         return model_ids(reply, call)
+
+
+def wire_message(message: dict) -> dict:
+    """A message with neutral image parts in OpenAI's form (``image_url`` with a data URL)."""
+    content = message["content"]
+    if isinstance(content, str):
+        return message
+    parts = [{"type": "text", "text": part["text"]} if part["type"] == "text" else
+             {"type": "image_url",
+              "image_url": {"url": f"data:{part['media_type']};base64,{part['data']}"}}
+             for part in content]
+    return {**message, "content": parts}
 
 
 def rejects_stream_options(err: errors.HTTPStatusError, body: dict) -> bool:
