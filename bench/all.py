@@ -17,7 +17,7 @@ import sys
 from . import common
 
 BENCHMARKS = ("decode", "render", "load", "concurrency", "memory", "context",
-              "connections", "log")
+              "connections", "log", "panel")
 
 
 def run(name: str, args) -> int:

@@ -141,7 +141,10 @@ class ChatMagics(Magics):
                                conversation=None if opts.no_history else self.conversation.id)
         events = self.recorder.source(target, answer, messages)  # the log's, or the model's
         header = "\n\n".join(filter(None, [target.note, answer.replayed and replay.note(answer)]))
-        return Job(opts, target, events, self._view(opts, header), answer)
+        view = self._view(opts, header)
+        if not opts.no_history:  # a one-off question is not part of the conversation
+            view = self.conversation.live(answer, view, _loop_scheduler())
+        return Job(opts, target, events, view, answer)
 
     def _prompt(self, opts: ChatOptions, cell: str) -> Prompt:
         """The cell's question with its references, images and context, checked."""

@@ -1,45 +1,38 @@
-"""The chat panel's widgets and their look; what they do lives in ``panel.py``.
+"""The chat panel's widget: the state it shares with the page, and the
+messages it exchanges with it; what the panel does lives in ``panel.py``.
 
-Styling uses JupyterLab's CSS variables only, so the panel follows the light
-and dark themes; every row wraps and every control may shrink, so it fits a
-narrow window.
+The page side is ``static/panel.js`` (an anywidget ES module: no front-end
+build step, no extension of our own) and ``static/panel.css``. The synced
+state holds the controls and the status only, a few hundred bytes however
+long the chat: messages go as custom messages, a whole list when a view
+says hello (it has just been drawn) and then one message per change.
+
+Page → kernel: ``hello``, ``ask`` (text), ``stop``, ``new``, ``export``,
+``models``. Kernel → page: ``sync`` (every message), ``upsert`` (one
+message, or the parts of it that changed), ``asked`` (whether a question was
+taken, so the page empties its box only then).
 """
 
 from __future__ import annotations
 
-import html
+from pathlib import Path
 from typing import Iterable, List, Tuple
 
-import ipywidgets as widgets
+import anywidget
+import traitlets as t
 
-from .render import bundle
 from .targets import routes_to_emulator
 
-CSS_CLASS = "ipychat-panel"
+STATIC = Path(__file__).parent / "static"
+CSS_CLASS = "ipychat-panel"  # the root element's class, in the ES module
 HINT = ("API keys come from environment variables (OPENAI_API_KEY, ANTHROPIC_API_KEY, "
         "OPENASSISTANT_SESSION_TOKEN); the panel has no key field.")
 EMULATOR_PLACEHOLDER = "emulator (demo)"
 DEFAULT_TEMPERATURE = 0.7
-
-# Scoped to the panel's own class so it cannot restyle the rest of the notebook.
-STYLE = f"""<style>
-.{CSS_CLASS} {{
-  box-sizing: border-box; padding: 8px 10px; gap: 4px;
-  border: var(--jp-border-width) solid var(--jp-border-color2); border-radius: 4px;
-  background: var(--jp-layout-color1); color: var(--jp-ui-font-color1);
-}}
-.{CSS_CLASS} .ipychat-hint {{ color: var(--jp-ui-font-color2); font-size: var(--jp-ui-font-size0); }}
-.{CSS_CLASS} .ipychat-hint .widget-html-content,
-.{CSS_CLASS} .ipychat-status .widget-html-content {{ line-height: 1.4; white-space: normal; }}
-.{CSS_CLASS} .ipychat-status-busy {{ color: var(--jp-brand-color1); }}
-.{CSS_CLASS} .ipychat-status-done {{ color: var(--jp-success-color1); }}
-.{CSS_CLASS} .ipychat-status-error {{ color: var(--jp-error-color1); }}
-.{CSS_CLASS} .ipychat-answer:has(.jp-OutputArea-child) {{
-  padding: 0 8px; border-left: 3px solid var(--jp-brand-color2);
-  background: var(--jp-layout-color0);
-}}
-.{CSS_CLASS} .ipychat-prompt textarea {{ min-height: 4.5em; }}
-</style>"""
+#: Reasoning effort choices; "" leaves it to the model.
+REASONING_CHOICES = ("", "off", "low", "medium", "high")
+#: The most model names kept for the dropdown (servers of aggregators list thousands).
+MAX_MODELS = 1000
 
 
 def provider_label(info, demo: bool) -> str:
@@ -58,116 +51,81 @@ def provider_choices(infos: Iterable, demo: bool) -> List[Tuple[str, str]]:
     return [(provider_label(info, demo), info.name) for info in infos]
 
 
-def _grow(basis: str) -> widgets.Layout:
-    return widgets.Layout(flex=f"1 1 {basis}", width="auto", min_width="0")
+class PanelView(anywidget.AnyWidget):
+    """The panel's synced state and its side of the conversation with the page."""
 
+    _esm = STATIC / "panel.js"
+    _css = STATIC / "panel.css"
 
-def _fill() -> widgets.Layout:
-    # "auto" and not "100%" inside the panel: the column stretches each part to the
-    # panel's width minus its margins, where 100% plus margins would stick out.
-    return widgets.Layout(width="auto")
+    #: [label, name] of every provider, for the dropdown.
+    providers = t.List(t.List(t.Unicode())).tag(sync=True)
+    provider = t.Unicode().tag(sync=True)
+    model = t.Unicode().tag(sync=True)
+    #: The server's models (the dropdown of the model box) and how that list went.
+    models = t.List(t.Unicode()).tag(sync=True)
+    models_note = t.Unicode().tag(sync=True)
+    base_url = t.Unicode().tag(sync=True)
+    base_url_placeholder = t.Unicode("provider default").tag(sync=True)
+    temperature = t.Float(DEFAULT_TEMPERATURE).tag(sync=True)
+    #: 0: the provider's default.
+    max_tokens = t.Int(0).tag(sync=True)
+    reasoning = t.Enum(REASONING_CHOICES, default_value="").tag(sync=True)
+    system = t.Unicode().tag(sync=True)
+    #: Whose conversation this is, in words (the notebook's, or the panel's own).
+    scope = t.Unicode().tag(sync=True)
+    hint = t.Unicode(HINT).tag(sync=True)
+    status = t.Unicode().tag(sync=True)
+    status_kind = t.Unicode("info").tag(sync=True)
+    #: An answer of this conversation streams (Send is off), and it is this panel's (Stop is on).
+    busy = t.Bool(False).tag(sync=True)
+    stoppable = t.Bool(False).tag(sync=True)
 
-
-def _row(children) -> widgets.HBox:
-    return widgets.HBox(children, layout=widgets.Layout(flex_flow="row wrap", width="auto"))
-
-
-class PanelView(widgets.VBox):
-    """Every widget of the panel, laid out, plus the ways to show things in them."""
-
-    def __init__(self, infos: Iterable, demo: bool):
+    def __init__(self, infos: Iterable, demo: bool, **kwargs):
         self.demo = demo
         infos = list(infos)
         self._infos = {info.name: info for info in infos}
-        wide = {"description_width": "initial"}
-        self.provider = widgets.Dropdown(options=provider_choices(infos, demo),
-                                         description="Provider", style=wide, layout=_grow("240px"))
-        self.model = widgets.Text(description="Model", placeholder="provider default",
-                                  style=wide, layout=_grow("180px"))
-        self.base_url = widgets.Text(description="Base URL", style=wide, layout=_grow("240px"))
-        self.temperature = widgets.FloatSlider(DEFAULT_TEMPERATURE, min=0.0, max=2.0, step=0.05,
-                                               description="Temperature", style=wide,
-                                               layout=_grow("240px"))
-        self.system = widgets.Text(description="System prompt", placeholder="optional",
-                                   style=wide, layout=_grow("240px"))
-        self.prompt = widgets.Textarea(placeholder="Ask a question, then press Send.",
-                                       layout=_fill())
-        self.send_button = widgets.Button(description="Send", button_style="primary",
-                                          icon="paper-plane", tooltip="Send the question")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True,
-                                          tooltip="Stop the answer that is streaming")
-        self.status = widgets.HTML()
-        self.status_text = ""
-        # An Output whose `outputs` trait is replaced whole on each flush, not an HTML
-        # widget: JupyterLab's Markdown renderer then shows the answer exactly like %%chat
-        # (code highlighting, math), and safe_markdown has already defused raw HTML. An
-        # HTML widget would need our own Markdown-to-HTML step and set innerHTML directly.
-        self.answer = widgets.Output(layout=_fill())
-        self.history = widgets.Output(layout=_fill())
-        self._history_box = widgets.Accordion([self.history], selected_index=None,
-                                              layout=_fill())
-        self._tag()
-        super().__init__(self._children(),
-                         layout=widgets.Layout(width="100%", align_items="stretch"))
-        self.add_class(CSS_CLASS)
-        self.provider.observe(lambda change: self.refill(change["new"]), "value")
+        super().__init__(providers=[list(c) for c in provider_choices(infos, demo)], **kwargs)
+        self.on_msg(self._received)
 
-    def _tag(self) -> None:
-        """Classes for the stylesheet and for browser tests to find each part."""
-        for name in ("provider", "model", "base_url", "temperature", "system", "prompt",
-                     "status", "answer"):
-            getattr(self, name).add_class(f"ipychat-{name.replace('_', '-')}")
-        self.send_button.add_class("ipychat-send")
-        self.stop_button.add_class("ipychat-stop")
+    @t.validate("temperature")
+    def _clamp_temperature(self, proposal):
+        return min(max(float(proposal["value"]), 0.0), 2.0)
 
-    def _children(self) -> list:
-        style = widgets.HTML(STYLE, layout=widgets.Layout(display="none"))
-        hint = widgets.HTML(html.escape(HINT), layout=_fill())
-        hint.add_class("ipychat-hint")
-        buttons = _row([self.send_button, self.stop_button])
-        return [style, _row([self.provider, self.model, self.base_url]),
-                _row([self.temperature, self.system]), hint, self.prompt, buttons,
-                self.status, self.answer, self._history_box]
+    @t.validate("max_tokens")
+    def _no_negative_limit(self, proposal):
+        return max(int(proposal["value"]), 0)
 
-    def refill(self, name: str) -> None:
-        """Model and base URL back to ``name``'s defaults."""
-        info = self._infos[name]
-        self.model.value = info.model or ""
-        if routes_to_emulator(name, self.demo):
-            self.base_url.value, self.base_url.placeholder = "", EMULATOR_PLACEHOLDER
-        else:
-            self.base_url.value, self.base_url.placeholder = info.base_url or "", "provider default"
-
-    def show_status(self, text: str, kind: str = "info") -> None:
-        self.status_text = text
-        self.status.value = (f'<span class="ipychat-status-{kind}">{html.escape(text)}</span>')
-
-    def show_answer(self, data: dict, index: int = 0) -> None:
-        """Show ``data`` as output ``index`` of the answer (0 starts a new answer)."""
-        self.answer.outputs = self.answer.outputs[:index] + (_display_data(data),)
+    @t.validate("models")
+    def _bounded_models(self, proposal):
+        return list(proposal["value"])[:MAX_MODELS]
 
     @property
-    def answer_text(self) -> str:
-        return "".join(output["data"]["text/plain"] for output in self.answer.outputs)
+    def status_text(self) -> str:
+        return self.status
 
-    def show_history(self, conversation) -> None:
-        count = len(conversation.turns)
-        self._history_box.set_title(0, f"Conversation so far ({count} turn"
-                                       f"{'' if count == 1 else 's'})")
-        self.history.outputs = (_display_data(bundle(history_markdown(conversation),
-                                                     "markdown")),)
+    def show_status(self, text: str, kind: str = "info") -> None:
+        with self.hold_sync():
+            self.status, self.status_kind = text, kind
 
-    def set_busy(self, busy: bool) -> None:
-        # One answer at a time: the next question needs this one in the history first.
-        self.send_button.disabled = busy
-        self.stop_button.disabled = not busy
+    def refill(self, name: str) -> None:
+        """Model and base URL back to ``name``'s defaults; the old model list goes."""
+        info = self._infos[name]
+        with self.hold_sync():
+            self.model = info.model or ""
+            self.models, self.models_note = [], ""
+            if routes_to_emulator(name, self.demo):
+                self.base_url, self.base_url_placeholder = "", EMULATOR_PLACEHOLDER
+            else:
+                self.base_url, self.base_url_placeholder = info.base_url or "", "provider default"
 
+    def post(self, kind: str, **fields) -> None:
+        """One custom message to every view of the panel."""
+        self.send({"kind": kind, **fields})
 
-def history_markdown(conversation) -> str:
-    parts = [f"**You:**\n\n{turn.prompt}\n\n**{turn.provider}:**\n\n{turn.text}"
-             for turn in conversation.turns]
-    return "\n\n---\n\n".join(parts) or "*No turns yet.*"
+    def _received(self, _widget, content, _buffers) -> None:
+        if isinstance(content, dict) and isinstance(content.get("kind"), str):
+            self.on_page(content["kind"], content)
 
-
-def _display_data(data: dict) -> dict:
-    return {"output_type": "display_data", "data": data, "metadata": {}}
+    def on_page(self, kind: str, content: dict) -> None:
+        """What the page asked for; ``ChatPanel`` answers."""
+        raise NotImplementedError

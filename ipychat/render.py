@@ -15,14 +15,12 @@ import time
 from typing import Callable, Optional
 
 from .markdown import safe_markdown, segment_end
+from .pacing import Pacer
 
 #: How reasoning is shown: open while thinking and folded once the answer
 #: starts, always open, or only as a growing word count while thinking.
 REASONING_MODES = ("collapsed", "shown", "hidden")
 _LINE_END = re.compile(r"\r\n?|\n")
-
-#: Publishing may take at most 1/SLOW_SHARE of the time between updates.
-SLOW_SHARE = 4
 
 #: Past this many characters, the ``text/plain`` copy that goes next to
 #: ``text/markdown`` holds only the start of the answer. Frontends show the
@@ -130,14 +128,10 @@ class StreamView:
         self._thought = []  # reasoning, likewise
         self._reasoning = ""
         self._notice = ""  # a line shown until the answer starts (a retry's wait)
-        self._gap = interval  # grows when publishing is slow (see flush)
         self.updates = 0
         self._publish = publish or _ipython_publisher()
-        self._schedule = schedule
-        self._clock = clock
+        self._pace = Pacer(interval, schedule, clock)
         self._shown = None  # (text length, reasoning length, suffix) last published
-        self._last = float("-inf")
-        self._timer = None
         self._handle = None
         self.segment = segment
         self._start = 0  # where the current output's part of the text begins
@@ -176,19 +170,18 @@ class StreamView:
         self.flush()
 
     def _due(self) -> None:
-        wait = self._last + self._gap - self._clock()
-        if wait <= 0:
+        if self._pace.wait() <= 0:
             self.flush()
-        elif self._timer is None and self._schedule is not None:
-            self._timer = self._schedule(wait, self._trailing)
+        else:
+            self._pace.arm(self._trailing)
 
     def tick(self) -> None:
         """Flush if text waits and the interval has passed (for callers without a timer)."""
-        if self._unshown() and self._clock() - self._last >= self._gap:
+        if self._unshown() and self._pace.wait() <= 0:
             self.flush()
 
     def flush(self, suffix: str = "") -> None:
-        self._cancel_timer()
+        started = self._pace.start()
         text, reasoning = self.text, self.reasoning
         if text or reasoning:
             self._notice = ""  # the answer replaces the line
@@ -196,16 +189,11 @@ class StreamView:
             return
         self._shown = (len(text), len(reasoning), suffix, self._notice)
         self._suffix = suffix
-        started = self._clock()
         self._seal_full_outputs(text)
         part = text if self._start == 0 else text[self._start:]
         self._handle = self._publish(self._bundle(part, suffix), self._handle)
         self.updates += 1
-        # A long answer costs more to render and send each time. Once that cost
-        # passed the interval, every chunk would flush again (a 5 MB answer
-        # then never ends): keep publishing under 1/SLOW_SHARE of the time.
-        self._last = self._clock()
-        self._gap = max(self.interval, SLOW_SHARE * (self._last - started))
+        self._pace.ran(started)
 
     def finish(self, mark: str = "", stats: str = "") -> None:
         """Final flush; ``mark`` (e.g. "interrupted") and the ``stats`` line
@@ -236,17 +224,11 @@ class StreamView:
         return bundle(part, self.fmt, self.header, suffix, self.reasoning, self.fold)
 
     def _trailing(self) -> None:
-        self._timer = None
         if self._unshown():
             self.flush()
 
     def _unshown(self) -> bool:
         return (len(self.text), len(self.reasoning), "", self._notice) != self._shown
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
 
 def _no_answer(mark: str, text: str) -> str:

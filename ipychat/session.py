@@ -4,18 +4,31 @@ The magic and the panel are thin shells over this: both build messages from
 a ``Conversation``, stream a provider's events into a view and an
 ``Answer``, and record the answer; only a complete one enters the history,
 and never its reasoning.
+
+Whoever watches a conversation (the panel) sees each answer of it start,
+grow and end, whichever shell asked: ``Conversation.live`` wraps the
+asking shell's view, so the answer's pieces go one way, from the provider
+through the view, and the watchers hear of them at most ~10 times a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
-from typing import AsyncIterator, List, Optional
+from typing import AsyncIterator, Callable, List, Optional
 
 from . import errors
 from .answer import COMPLETE, ERROR, INTERRUPTED, Answer, remember_last
 from .messages import Messages
+from .pacing import Pacer
+
+#: Seconds between two "grew" notices of one answer, as between output updates.
+LIVE_INTERVAL = 0.1
+#: What a watcher is told: ``watcher(change, answer)``; ``answer`` is None for "reset".
+STARTED, GREW, ENDED, RESET = "started", "grew", "ended", "reset"
+_log = logging.getLogger(__name__)
 
 
 class Conversation:
@@ -32,6 +45,8 @@ class Conversation:
         self.last: Optional[Answer] = None
         #: Names this conversation in the log, so ``%chat resume`` can find it again.
         self.id = uuid.uuid4().hex
+        self._watchers: List[Callable] = []
+        self._live: List[Answer] = []  # started and not yet recorded
 
     def messages_for(self, prompt: str, *, use_history: bool = True,
                      system: Optional[str] = None) -> Messages:
@@ -53,16 +68,20 @@ class Conversation:
 
     def record(self, answer: Answer, *, remember: bool = True) -> None:
         """Keep ``answer`` as the last one (also for ``last_result()``); only a
-        complete one enters the history."""
+        complete one enters the history. A live answer ends here."""
         self.last = answer
         remember_last(answer)
         if remember and answer.complete:
             self.turns.append(answer)
+        if any(live is answer for live in self._live):
+            self._live = [live for live in self._live if live is not answer]
+            self.tell(ENDED, answer)
 
     def reset(self) -> None:
         self.turns.clear()
         self.last = None
         self.id = uuid.uuid4().hex  # what follows is another conversation
+        self.tell(RESET, None)
 
     def resume(self, conversation_id: str, turns: List[Answer],
                system: Optional[str] = None) -> None:
@@ -70,6 +89,40 @@ class Conversation:
         self.turns = list(turns)
         self.id = conversation_id
         self.system = system
+
+    # -- watching ---------------------------------------------------------------
+
+    def watch(self, watcher: Callable) -> Callable[[], None]:
+        """Call ``watcher(change, answer)`` when an answer starts, grows or
+        ends, and on reset; returns the function that stops it."""
+        self._watchers.append(watcher)
+
+        def unwatch() -> None:
+            if watcher in self._watchers:
+                self._watchers.remove(watcher)
+
+        return unwatch
+
+    def live(self, answer: Answer, view, schedule: Optional[Callable] = None,
+             interval: float = LIVE_INTERVAL, clock=time.monotonic) -> "LiveView":
+        """``view`` for ``answer``, telling the watchers as the answer streams;
+        ``schedule(delay, callback)`` (``loop.call_later``) brings the last
+        piece to them when no next one comes."""
+        return LiveView(self, answer, view, Pacer(interval, schedule, clock))
+
+    @property
+    def streaming(self) -> Optional[Answer]:
+        """The answer streaming now, if one is."""
+        return self._live[-1] if self._live else None
+
+    def tell(self, change: str, answer: Optional[Answer]) -> None:
+        if change == STARTED:
+            self._live.append(answer)
+        for watcher in list(self._watchers):
+            try:
+                watcher(change, answer)
+            except Exception:  # a broken watcher must not break the answer it watches
+                _log.exception("a conversation watcher failed on %r", change)
 
     @property
     def messages(self) -> Messages:
@@ -89,6 +142,109 @@ def default_conversation() -> Conversation:
     if _default is None:
         _default = Conversation()
     return _default
+
+
+class LiveView:
+    """A view that also tells a conversation's watchers how its answer grows.
+
+    The watchers read the answer (``text``, ``reasoning``), kept up to date
+    here at most once per interval; the view itself is paced on its own.
+    """
+
+    def __init__(self, conversation: Conversation, answer: Answer, view, pace: Pacer):
+        self.conversation, self.answer, self.view = conversation, answer, view
+        self._pace = pace
+        self._told = (0, 0)  # lengths of text and reasoning last told
+
+    @property
+    def text(self) -> str:
+        return self.view.text
+
+    @property
+    def reasoning(self) -> str:
+        return self.view.reasoning
+
+    @property
+    def stats(self) -> bool:
+        return self.view.stats
+
+    def start(self, placeholder: str = "…") -> None:
+        self.view.start(placeholder)
+        self.conversation.tell(STARTED, self.answer)
+
+    def append(self, text: str) -> None:
+        self.view.append(text)
+        self._due()
+
+    def reason(self, text: str) -> None:
+        self.view.reason(text)
+        self._due()
+
+    def tick(self) -> None:
+        self.view.tick()
+        if self._pace.wait() <= 0:
+            self._tell()
+
+    def finish(self, mark: str = "", stats: str = "") -> None:
+        self._pace.disarm()  # the end is told by ``Conversation.record``
+        self.view.finish(mark, stats)
+
+    def _due(self) -> None:
+        if self._pace.wait() <= 0:
+            self._tell()
+        else:
+            self._pace.arm(self._tell)
+
+    def _tell(self) -> None:
+        started = self._pace.start()
+        text, reasoning = self.view.text, self.view.reasoning
+        if (len(text), len(reasoning)) == self._told:
+            return
+        self._told = (len(text), len(reasoning))
+        self.answer.text, self.answer.reasoning = text, reasoning
+        self.conversation.tell(GREW, self.answer)
+        self._pace.ran(started)
+
+
+class Collector:
+    """A view that only keeps the text: for a shell that shows answers
+    through the conversation's watchers (the panel)."""
+
+    stats = True
+
+    def __init__(self):
+        self._parts, self._thought = [], []
+
+    @property
+    def text(self) -> str:
+        return _joined(self._parts)
+
+    @property
+    def reasoning(self) -> str:
+        return _joined(self._thought)
+
+    def start(self, placeholder: str = "") -> None:
+        pass
+
+    def append(self, text: str) -> None:
+        self._parts.append(text)
+
+    def reason(self, text: str) -> None:
+        self._thought.append(text)
+
+    def tick(self) -> None:
+        pass
+
+    def finish(self, mark: str = "", stats: str = "") -> None:
+        pass
+
+
+def _joined(parts: list) -> str:
+    """The parts as one text, kept joined: each piece is copied about once
+    per read (~10 a second), not once per piece."""
+    if len(parts) != 1:
+        parts[:] = ["".join(parts)]
+    return parts[0]
 
 
 class Interrupted(errors.ChatError):

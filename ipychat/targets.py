@@ -130,6 +130,22 @@ def resolve(spec: Optional[str], *, model: Optional[str] = None, options: Option
     return Target(legs, model=model, note=EMULATOR_NOTE if routed else "", options=body)
 
 
+async def list_models(name: str, *, base_url: Optional[str] = None, demo: bool = True,
+                      timeout: Optional[float] = None) -> Optional[List[str]]:
+    """The models the server of provider ``name`` offers, where it answers
+    (the emulator in demo mode, like ``resolve``); None when its protocol
+    has no model list."""
+    from .providers import get_provider
+
+    provider = get_provider(name)
+    lister = getattr(provider, "list_models", None)
+    if lister is None:
+        return None
+    leg = Leg(name.strip().lower(), provider)
+    _route(leg, base_url, demo)
+    return await lister(base_url=leg.kwargs.get("base_url"), timeout=timeout)
+
+
 def secret_variables(*named: Optional[str]) -> List[str]:
     """Environment variables whose values must never go into a prompt: the keys
     and cookies ipychat reads, and any the user named (``--api-key-env``)."""

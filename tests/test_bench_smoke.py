@@ -34,6 +34,8 @@ ROW_KEYS = {
     "connections": {"rtt_ms", "client", "cold_ms", "warm_ms", "connections", "warm_vs_sdk",
                     "cold_vs_sdk", "sessions"},
     "log": {"contender", "answers", "ms_per_answer", "added_ms"},
+    "panel": {"scenario", "turns", "chunks", "pace_ms", "updates", "upserts",
+              "update_bytes_mean", "update_bytes_max", "sync_KB", "wall_s"},
 }
 EXTRA_KEYS = {"load": {"samples", "importtime"}, "memory": {"samples"}, "context": {"samples"}}
 KERNEL = pytest.mark.kernel
@@ -57,6 +59,7 @@ def load_result(results, name):
 @pytest.mark.parametrize("name", [
     "decode", pytest.param("render", marks=KERNEL), "load", "concurrency",
     pytest.param("memory", marks=KERNEL), "context", "connections", "log",
+    pytest.param("panel", marks=KERNEL),
 ])
 def test_benchmark_smoke_writes_its_json(name, tmp_path):
     done = run_bench(name, tmp_path)

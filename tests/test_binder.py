@@ -70,14 +70,14 @@ def binder_install(tmp_path_factory):
     return repo, python
 
 
-def test_requirements_name_jupyterlab_ipywidgets_the_demo_libraries_and_this_repository():
+def test_requirements_name_jupyterlab_the_widget_packages_the_demo_libraries_and_this_repository():
     lines = [line.split("#")[0].strip()
              for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines()]
     names = [line for line in lines if line]
     assert names[-1] == "."
     # pandas and matplotlib: notebook 05 puts a data frame and a figure in a prompt.
-    assert {n.split(">")[0] for n in names[:-1]} == {"jupyterlab", "ipywidgets", "pandas",
-                                                     "matplotlib"}
+    assert {n.split(">")[0] for n in names[:-1]} == {"jupyterlab", "ipywidgets", "anywidget",
+                                                     "pandas", "matplotlib"}
 
 
 def test_start_is_executable_and_turns_on_the_demo_mode():
@@ -88,11 +88,13 @@ def test_start_is_executable_and_turns_on_the_demo_mode():
 
 def test_the_virtualenv_has_jupyterlab_ipywidgets_and_its_own_ipychat(binder_install):
     repo, python = binder_install
-    out = run([python, "-c", "import jupyterlab, ipywidgets, ipykernel, ipychat, sys; "
+    out = run([python, "-c", "import jupyterlab, ipywidgets, anywidget, ipykernel, ipychat, sys; "
                "print(sys.prefix); print(ipychat.__file__)"], cwd=repo / "notebooks")
     prefix, location = out.split()
     assert Path(prefix) == python.parent.parent  # a clean venv, not this interpreter
     assert Path(location).is_relative_to(prefix)  # installed, not this checkout
+    static = Path(location).parent / "static"  # the panel's page side, installed with it
+    assert (static / "panel.js").is_file() and (static / "panel.css").is_file()
 
 
 def test_quickstart_runs_in_the_binder_environment(binder_install, tmp_path):

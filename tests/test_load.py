@@ -80,9 +80,8 @@ async def collect(name, prompt, kwargs):
 
 def start_panel(name, url, model, prompt):
     panel = ChatPanel(conversation=Conversation(), provider=name, demo=False)
-    panel.base_url.value, panel.model.value = url, model or ""
-    panel.prompt.value = prompt
-    panel.send_button.click()
+    panel.base_url, panel.model = url, model or ""
+    assert panel.ask(prompt)
     return panel
 """
 

@@ -153,6 +153,23 @@ def test_help_shows_usage_and_every_option(shell):
         assert option in doc
 
 
+def test_watchers_of_the_conversation_hear_a_cell_answer(shell, magics, make_server):
+    server = cromicle_server(make_server, text="Heard!")
+    heard = []
+    unwatch = magics.conversation.watch(
+        lambda change, answer: heard.append((change, answer and (answer.prompt, answer.text))))
+    try:
+        assert shell.run_cell(f"%%chat -p cromicle --base-url {server.url}\nhi").success
+        assert shell.run_cell(f"%%chat -p cromicle --base-url {server.url} --no-history\n"
+                              "one-off").success
+    finally:
+        unwatch()
+    assert heard[0] == ("started", ("hi", ""))
+    assert heard[-1] == ("ended", ("hi", "Heard!"))
+    assert {change for change, _ in heard[1:-1]} <= {"grew"}
+    assert all(seen[1] != "one-off" for _, seen in heard)  # not part of the conversation
+
+
 def test_format_code_prefills_the_next_terminal_prompt(shell, magics, make_server, capsys):
     server = cromicle_server(make_server)  # answers "Hi!" (no fence: the whole answer is code)
     result = shell.run_cell(f"%%chat -p cromicle --base-url {server.url} --format code\nhi")

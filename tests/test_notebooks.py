@@ -244,6 +244,9 @@ def test_panel_notebook_displays_the_widgets(executed):
     for cell_id in ("panel", "chat-panel", "own-conversation"):
         (view,) = shown(nb, cell_id, WIDGET)
         assert view["model_id"]
+    (answer,) = shown(nb, "shared-cell")  # the cell that streams into the panels above
+    assert answer == demo(emulator_answer(
+        "openai", "What does the panel above show while this cell runs?", "gpt-4o-mini"))
 
 
 @runs_notebooks

@@ -206,3 +206,33 @@ async def test_against_the_emulator():
     with emulator.EmulatorServer(delay=0) as emu:
         text = await answer(emu.url, messages=TURNS, api_key=KEY)
     assert text == reply_text("anthropic", TURNS, "claude-sonnet-4-5")
+
+
+async def test_list_models_sends_the_key_and_version(make_server):
+    async def handler(request, rec):
+        return web.json_response({"data": [{"type": "model", "id": "claude-b"},
+                                           {"type": "model", "id": "claude-a"}],
+                                  "has_more": False})
+
+    server = make_server([("GET", "/v1/models", handler)])
+    assert await Anthropic.list_models(server.url, api_key=KEY) == ["claude-a", "claude-b"]
+    [rec] = server.requests
+    assert (rec.method, rec.path) == ("GET", "/v1/models")
+    assert rec.headers["x-api-key"] == KEY and rec.headers["anthropic-version"]
+
+
+async def test_list_models_without_a_key_asks_for_one(monkeypatch, make_server):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    server = make_server([])
+    with pytest.raises(errors.AuthenticationRequired, match="ANTHROPIC_API_KEY"):
+        await Anthropic.list_models(server.url)
+    assert server.requests == []  # nothing sent without a key
+
+
+async def test_list_models_from_the_emulator():
+    from ipychat.emulator import EmulatorServer, base_url_for
+    from ipychat.emulator.anthropic import MODELS
+
+    with EmulatorServer(delay=0) as emu:
+        base = base_url_for("anthropic", emu.url)
+        assert await Anthropic.list_models(base, api_key=KEY) == sorted(MODELS)

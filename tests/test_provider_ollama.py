@@ -137,3 +137,36 @@ async def test_against_the_emulator():
     with emulator.EmulatorServer(delay=0) as emu:
         text = await answer(emu.url + "/ollama", temperature=0)
     assert text == reply_text("ollama", MESSAGES, "llama3.2")
+
+
+def tags_route(body, status=200):
+    async def handler(request, rec):
+        return web.json_response(body, status=status)
+    return [("GET", "/api/tags", handler)]
+
+
+async def test_list_models_reads_the_pulled_models(make_server):
+    server = make_server(tags_route({"models": [{"name": "qwen3:0.6b", "size": 1},
+                                                {"name": "llama3.2:latest"}, {"size": 2}]}))
+    assert await Ollama.list_models(server.url) == ["llama3.2:latest", "qwen3:0.6b"]
+    [rec] = server.requests
+    assert (rec.method, rec.path) == ("GET", "/api/tags")
+
+
+async def test_list_models_failures_are_one_line_errors(make_server):
+    bad = make_server(tags_route({"nothing": []}))
+    with pytest.raises(errors.MalformedStreamError, match="no 'models' list"):
+        await Ollama.list_models(bad.url)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(errors.ConnectionFailed, match=f"127.0.0.1:{port}"):
+        await Ollama.list_models(f"http://127.0.0.1:{port}", timeout=5)
+
+
+async def test_list_models_from_the_emulator():
+    from ipychat.emulator import EmulatorServer, base_url_for
+    from ipychat.emulator.ollama import MODELS
+
+    with EmulatorServer(delay=0) as emu:
+        assert await Ollama.list_models(base_url_for("ollama", emu.url)) == sorted(MODELS)

@@ -5,7 +5,7 @@ import pytest
 from ipychat import errors
 from ipychat.answer import Answer, last_result
 from ipychat.events import Finish, Reasoning, Text, Usage
-from ipychat.session import Conversation, stream_into
+from ipychat.session import Collector, Conversation, stream_into
 
 
 def done(prompt, text, provider="P", status="complete", reasoning=""):
@@ -147,3 +147,126 @@ async def test_cancel_marks_interrupted_and_propagates():
         await asyncio.wait_for(task, 5)
     assert view.text == "x" and view.marks == [("interrupted", "")]
     assert answer.status == "interrupted" and answer.text == "x"
+
+
+# -- watching a conversation ----------------------------------------------------
+
+
+class Ticks:
+    """A clock the test moves, and a fake ``loop.call_later`` on it."""
+
+    def __init__(self):
+        self.now, self.pending = 0.0, []
+
+    def __call__(self, delay=None, callback=None):
+        if callback is None:  # read as a clock
+            return self.now
+        timer = [self.now + delay, callback, False]
+        self.pending.append(timer)
+        return type("Handle", (), {"cancel": lambda _self: timer.__setitem__(2, True)})()
+
+    def advance(self, seconds):
+        self.now += seconds
+        for timer in [t for t in self.pending if t[0] <= self.now]:
+            self.pending.remove(timer)
+            if not timer[2]:
+                timer[1]()
+
+
+def watched(chat):
+    heard = []
+    chat.watch(lambda change, answer: heard.append(
+        (change, None if answer is None else (answer.text, answer.reasoning, answer.status))))
+    return heard
+
+
+async def test_watchers_hear_an_answer_start_grow_at_most_ten_times_a_second_and_end():
+    chat, ticks = Conversation(), Ticks()
+    heard = watched(chat)
+    answer = Answer("q", "P")
+    view = chat.live(answer, Collector(), schedule=ticks, clock=ticks)
+    view.start()
+    assert chat.streaming is answer
+
+    async def pieces():
+        yield Reasoning("hmm ")
+        for i in range(1000):  # 1,000 pieces over one second
+            ticks.advance(0.001)
+            yield Text(f"{i} ")
+
+    await stream_into(pieces(), view, answer)
+    chat.record(answer)
+    text = "".join(f"{i} " for i in range(1000))
+    changes = [change for change, _ in heard]
+    assert changes[0] == "started" and changes[-1] == "ended"
+    assert set(changes[1:-1]) == {"grew"} and len(changes) - 2 <= 12  # not 1,001 notices
+    assert heard[1] == ("grew", ("", "hmm ", "streaming"))  # the first piece at once
+    assert heard[-1] == ("ended", (text, "hmm ", "complete"))
+    assert chat.streaming is None and chat.turns == [answer]
+
+
+def test_the_last_piece_reaches_the_watchers_without_a_next_one():
+    chat, ticks = Conversation(), Ticks()
+    heard = watched(chat)
+    view = chat.live(Answer("q", "P"), Collector(), schedule=ticks, clock=ticks)
+    view.start()
+    view.append("a")
+    view.append("b")  # within the interval: held back...
+    assert heard[-1] == ("grew", ("a", "", "streaming"))
+    ticks.advance(0.1)  # ...until the trailing notice
+    assert heard[-1] == ("grew", ("ab", "", "streaming"))
+    view.append("c")
+    view.finish()  # the end is told by record, not by a trailing notice
+    ticks.advance(1)
+    assert heard[-1] == ("grew", ("ab", "", "streaming"))
+
+
+def test_without_a_timer_tick_brings_what_waits():
+    chat, ticks = Conversation(), Ticks()
+    heard = watched(chat)
+    view = chat.live(Answer("q", "P"), Collector(), clock=ticks)
+    view.start()
+    view.append("a")
+    view.append("b")
+    view.tick()
+    assert heard[-1] == ("grew", ("a", "", "streaming"))
+    ticks.advance(0.1)
+    view.tick()
+    assert heard[-1] == ("grew", ("ab", "", "streaming"))
+
+
+def test_a_failed_answer_ends_too_and_reset_is_told():
+    chat = Conversation()
+    heard = watched(chat)
+    failed = Answer("q", "P", status="error", error="boom")
+    chat.live(failed, Collector()).start()
+    chat.record(failed)
+    chat.record(done("other", "not live"))  # never started: nothing to tell
+    chat.reset()
+    assert heard == [("started", ("", "", "error")), ("ended", ("", "", "error")),
+                     ("reset", None)]
+
+
+def test_a_broken_watcher_breaks_neither_the_answer_nor_the_others(caplog):
+    chat = Conversation()
+    heard = watched(chat)
+
+    def broken(change, answer):
+        raise RuntimeError("watcher bug")
+
+    chat.watch(broken)
+    answer = Answer("q", "P")
+    chat.live(answer, Collector()).start()
+    assert heard == [("started", ("", "", "streaming"))]
+    assert "watcher bug" in caplog.text
+
+
+def test_unwatch_stops_the_notices():
+    chat = Conversation()
+    heard = []
+    unwatch = chat.watch(lambda change, answer: heard.append(change))
+    chat.reset()
+    unwatch()
+    unwatch()  # twice is harmless
+    chat.reset()
+    assert heard == ["reset"]

@@ -127,20 +127,21 @@ def process_counts() -> tuple:
 
 
 async def stop_mid_answer(panel: ChatPanel, prompt: str) -> None:
-    panel.prompt.value = prompt
-    panel.send_button.click()
-    # The first piece alone: the last answer's text, marked, is still on show until then.
-    assert await until(lambda: panel.answer_text == FIRST_PIECE, WAIT)
-    panel.stop_button.click()
+    assert panel.ask(prompt)
+    # The first piece of this answer (the last one, stopped, shows until it starts).
+    shown = lambda: (panel.last_answer is not None and panel.last_answer.prompt == prompt
+                     and panel.last_answer.text == FIRST_PIECE)
+    assert await until(shown, WAIT)
+    panel.stop()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(panel.task, WAIT)
     assert panel.status_text == STOPPED
-    assert panel.answer_text.endswith("*(interrupted)*")
+    assert panel.messages()[-1]["mark"] == "interrupted"
 
 
 async def test_fifty_stop_clicks_leave_nothing_behind(emulator):
     panel = ChatPanel(conversation=Conversation(), provider="cromicle", demo=False)
-    panel.base_url.value = base_url_for("cromicle", emulator.url)
+    panel.base_url = base_url_for("cromicle", emulator.url)
     await stop_mid_answer(panel, f"warm up {HOLD}")
     emulator.reset()
     before = process_counts()

@@ -97,6 +97,7 @@ SHOWN = """(end) => [...document.querySelectorAll('.jp-OutputArea-output')]
   .filter((el) => !el.closest('.ipychat-panel') && !el.querySelector('.ipychat-panel'))
   .filter((el) => el.innerText.includes(end)).length"""
 STATUS_HAS = "(text) => document.querySelector('.ipychat-status').innerText.includes(text)"
+OWN_DONE = "() => document.querySelector('.ipychat-status').innerText === 'Done: Hostile answered.'"
 CONTROL = """() => {
   const link = document.createElement('a');
   link.id = 'xss-control';
@@ -113,7 +114,7 @@ def assert_inert(page) -> None:
 
 
 def ask(page, prompt: str) -> None:
-    page.fill(".ipychat-prompt textarea", prompt)
+    page.fill(".ipychat-prompt", prompt)
     page.click("button.ipychat-send")
 
 
@@ -125,17 +126,20 @@ def test_hostile_answers_run_nothing_in_jupyterlab(lab, browser, tmp_path):
     open_notebook(page, lab, "xss.ipynb")
     run_all_cells(page)
     page.wait_for_selector(".ipychat-panel button.ipychat-send")
-    ask(page, "show me in the panel")
-    page.wait_for_function(STATUS_HAS, arg="Done")
-    # The first cell's answer and the second one's error line.
+    # The first cell's answer and the second one's error line; the panel shares the
+    # notebook's conversation, so both answers stream into it too.
     page.wait_for_function(f"() => ({SHOWN})({END!r}) == 2")
+    page.wait_for_function(STATUS_HAS, arg="in a %%chat cell")
+    ask(page, "show me in the panel")
+    page.wait_for_function(OWN_DONE)
     assert "<script>" in page.inner_text(".ipychat-answer")  # shown as text, not run
     ask(page, "fail in the panel")
     page.wait_for_function(STATUS_HAS, arg=END)
+    assert page.locator(".ipychat-panel .ipychat-answer").count() == 4
     assert_inert(page)
     links = [link for text in ("click me", "ref link", "escaped")
              for link in page.locator("a", has_text=text).all() if link.is_visible()]
-    assert len(links) == 9  # each in both cells' answers and the panel's
+    assert len(links) == 3 * 6  # in both cells' answers, and in the panel's four
     for link in links:
         link.click()
     page.evaluate(CONTROL)

@@ -198,4 +198,18 @@ async def messages_endpoint(request: web.Request) -> web.StreamResponse:
     return await answer(request, turn)
 
 
+#: What ``GET /v1/models`` lists to a client that sends ``anthropic-version``.
+MODELS = ("claude-haiku-4-5", "claude-opus-4-1", "claude-sonnet-4-5", "emulator")
+
+
+@rejecting(AnthropicFraming)
+async def list_models(request: web.Request) -> web.Response:
+    """Anthropic's model list; OpenAI's has the same path (``openai_api`` hands it on)."""
+    check_headers(request)
+    data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"}
+            for m in MODELS]
+    body = {"data": data, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]}
+    return web.Response(body=dumps(body), content_type="application/json")
+
+
 ROUTES = [("POST", "/v1/messages", messages_endpoint)]

@@ -13,6 +13,7 @@ from typing import List, Optional
 from aiohttp import web
 
 from ..messages import last_user_text
+from . import anthropic
 from .inbound import (BadRequest, flag_field, json_object, limit_field, message_list,
                       rejecting, text_field)
 from .plan import Asked
@@ -172,6 +173,8 @@ def model_object(model: str) -> dict:
 
 
 async def list_models(request: web.Request) -> web.Response:
+    if request.headers.get("anthropic-version"):  # Anthropic's API lists models here too
+        return await anthropic.list_models(request)
     body = {"object": "list", "data": [model_object(m) for m in MODELS]}
     return web.Response(body=dumps(body), content_type="application/json")
 

@@ -17,7 +17,9 @@ from ..events import Event, Reasoning, Text, finish, usage
 from ..messages import text_of
 from ..streams import sse_events
 from .base import HTTPProvider
-from .http import Call, check_status, open_session, parse_json, request_options
+from .http import (Call, check_status, client_timeout, get_json, open_session, parse_json,
+                   request_options)
+from .openai import model_ids
 from .openai_chunks import is_json
 
 API_VERSION = "2023-06-01"
@@ -179,3 +181,20 @@ class Anthropic(HTTPProvider):
                         yield found
         raise errors.StreamCutShort("the stream ended before message_stop",
                                     provider=call.provider)
+
+    @classmethod
+    async def list_models(cls, base_url: Optional[str] = None, api_key: Optional[str] = None,
+                          *, api_key_env: Optional[str] = None, proxy: Optional[str] = None,
+                          timeout=None) -> List[str]:
+        """The sorted model ids the API offers (``GET {base}/v1/models``, one page
+        of up to 1,000)."""
+        base = (base_url or cls.default_base_url).rstrip("/")
+        call = Call(provider=cls.label(), model=None, messages=[], base_url=base,
+                    proxy=proxy or None, timeout=client_timeout(timeout),
+                    api_key=cls.resolve_key(api_key, api_key_env, base))
+        if not call.api_key:
+            raise errors.AuthenticationRequired("no API key", provider=call.provider,
+                                                hint=cls.key_hint(base))
+        reply = await get_json(call, "/v1/models?limit=1000", headers(call),
+                               cls.key_hint(base), "the model list is not JSON")
+        return model_ids(reply, call)

@@ -309,3 +309,14 @@ async def translated(call: Call, progress: dict):
             raise
         # A bad URL's own exception would print the password the message hides.
         raise mapped from (None if isinstance(mapped, errors.UsageError) else err)
+
+
+async def get_json(call: Call, path: str, headers: Optional[dict] = None,
+                   auth_hint: Optional[str] = None, what: str = "the reply is not JSON"):
+    """``GET {base}{path}`` and its JSON (a server's model list), any failure
+    as the ``ChatError`` it means."""
+    async with translated(call, {}):
+        async with open_session(call, headers) as session:
+            async with session.get(call.url(path), **request_options(call)) as response:
+                await check_status(response, call, auth_hint)
+                return parse_json(await response.read(), call, what)

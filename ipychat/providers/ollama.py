@@ -8,7 +8,7 @@ failure mid-stream.
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import aiohttp
 
@@ -17,7 +17,8 @@ from ..events import Event, Reasoning, Text, finish, usage
 from ..messages import text_of
 from ..streams import ndjson
 from .base import HTTPProvider
-from .http import Call, check_status, open_session, parse_json, request_options, translate
+from .http import (Call, check_status, client_timeout, get_json, open_session, parse_json,
+                   request_options, translate)
 from .openai_chunks import is_json
 
 #: Request fields Ollama reads at the top level, not inside "options".
@@ -113,6 +114,23 @@ class Ollama(HTTPProvider):
                         return
         raise errors.StreamCutShort("the stream ended before its done line",
                                     provider=call.provider)
+
+
+    @classmethod
+    async def list_models(cls, base_url: Optional[str] = None, api_key: Optional[str] = None,
+                          *, api_key_env: Optional[str] = None, proxy: Optional[str] = None,
+                          timeout=None) -> List[str]:
+        """The sorted names of the models pulled on the server (``GET {base}/api/tags``)."""
+        del api_key, api_key_env  # Ollama takes no key
+        call = Call(provider=cls.label(), model=None, messages=[],
+                    base_url=(base_url or cls.default_base_url).rstrip("/"),
+                    proxy=proxy or None, timeout=client_timeout(timeout))
+        reply = await get_json(call, "/api/tags", what="the model list is not JSON")
+        found = reply.get("models") if isinstance(reply, dict) else None
+        if not isinstance(found, list):
+            raise errors.MalformedStreamError("the model list has no 'models' list",
+                                              str(reply)[:80], provider=call.provider)
+        return sorted(str(m["name"]) for m in found if isinstance(m, dict) and "name" in m)
 
 
 async def _each(lines):

@@ -18,8 +18,7 @@ from typing import List, Optional
 
 from .. import errors
 from .base import HTTPProvider, same_origin
-from .http import (Call, check_status, client_timeout, open_session, parse_json,
-                   request_options, translated)
+from .http import Call, check_status, client_timeout, get_json, open_session, request_options
 from .openai_chunks import chunk_events
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -121,11 +120,8 @@ class OpenAIChat(HTTPProvider):
         call = KeyedCall(provider=cls.label(), model=None, messages=[], base_url=base,
                          proxy=proxy or None, timeout=client_timeout(timeout), api_key=key,
                          hint=cls.key_hint(base))
-        async with translated(call, {}):
-            async with open_session(call, auth_headers(call)) as session:
-                async with session.get(call.url("/models"), **request_options(call)) as response:
-                    await check_status(response, call, call.auth_hint)
-                    reply = parse_json(await response.read(), call, "the model list is not JSON")
+        reply = await get_json(call, "/models", auth_headers(call), call.auth_hint,
+                               "the model list is not JSON")
         return model_ids(reply, call)
 
 

@@ -54,9 +54,14 @@ def chromium_path() -> Optional[str]:
 
 
 class JupyterLab:
-    """A JupyterLab server rooted in ``root``; ``url`` and ``token`` once started."""
+    """A JupyterLab server rooted in ``root``; ``url`` and ``token`` once started.
 
-    def __init__(self, root: Path, env: Optional[Dict[str, str]] = None):
+    ``app="notebook"`` starts Notebook 7 instead (the same front-end parts,
+    one document per page).
+    """
+
+    def __init__(self, root: Path, env: Optional[Dict[str, str]] = None, app: str = "jupyterlab"):
+        self.app = app
         self.root = Path(root)
         self.token = secrets.token_hex(16)
         self.port = free_port()
@@ -81,12 +86,16 @@ class JupyterLab:
         return env
 
     def _argv(self) -> list:
-        return [sys.executable, "-m", "jupyterlab", "--no-browser",
+        if self.app == "notebook":
+            own = ["--JupyterNotebookApp.expose_app_in_browser=True"]
+        else:
+            own = ["--LabApp.expose_app_in_browser=True", "--LabApp.news_url=",
+                   "--LabApp.extension_manager=readonly",
+                   "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        return [sys.executable, "-m", self.app, "--no-browser",
                 "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
                 "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-                f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
-                "--LabApp.news_url=", "--LabApp.extension_manager=readonly",
-                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                f"--ServerApp.root_dir={self.root}", *own,
                 "--ServerApp.terminals_enabled=False",
                 *(["--allow-root"] if os.geteuid() == 0 else [])]
 
@@ -118,7 +127,8 @@ class JupyterLab:
             return False
 
     def lab_url(self, notebook: str) -> str:
-        return f"{self.url}/lab/tree/{notebook}?token={self.token}"
+        where = "notebooks" if self.app == "notebook" else "lab/tree"
+        return f"{self.url}/{where}/{notebook}?token={self.token}"
 
     def stop(self) -> None:
         """Shut the kernels down through the API, then the server; bounded, then forced."""
@@ -197,15 +207,17 @@ def kernel_idle(page) -> bool:
     return page.evaluate(_KERNEL_IDLE)
 
 
-def needs_browser():
-    """Skip (with the reason) where Playwright, Chromium or JupyterLab are missing.
+def needs_browser(*extra):
+    """Skip (with the reason) where Playwright, Chromium or JupyterLab (or one
+    of ``extra``: (module, install hint) pairs) are missing.
 
     In CI (CI=true) a missing piece is a failure: .ci/run installs them all,
     and a silently skipped browser test proves nothing.
     """
     missing = []
     for module, hint in (("playwright.sync_api", "pip install playwright"),
-                         ("jupyterlab", "pip install jupyterlab")):
+                         ("jupyterlab", "pip install jupyterlab"),
+                         *extra):
         if importlib.util.find_spec(module.split(".")[0]) is None:
             missing.append(hint)
     if chromium_path() is None:

@@ -147,6 +147,14 @@ class Kernel:
         reply = self.run(f"print(repr({expression}))")
         return reply.stdout.strip()
 
+    def comm_send(self, comm_id: str, content: dict) -> str:
+        """A widget's custom message from the "page" (as a front end sends it);
+        returns its msg_id, the parent of what the kernel does about it."""
+        msg = self.kc.session.msg("comm_msg", {"comm_id": comm_id,
+                                               "data": {"method": "custom", "content": content}})
+        self.kc.shell_channel.send(msg)
+        return msg["header"]["msg_id"]
+
     def interrupt(self) -> None:
         self.km.interrupt_kernel()
 
