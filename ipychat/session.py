@@ -189,6 +189,12 @@ class LiveView:
         self._pace.disarm()  # the end is told by ``Conversation.record``
         self.view.finish(mark, stats)
 
+    def notice(self, line: str) -> None:
+        self.view.notice(line)
+
+    def warn(self, line: str) -> None:
+        self.view.warn(line)
+
     def _due(self) -> None:
         if self._pace.wait() <= 0:
             self._tell()
@@ -237,6 +243,12 @@ class Collector:
 
     def finish(self, mark: str = "", stats: str = "") -> None:
         pass
+
+    def notice(self, line: str) -> None:
+        """A retry's wait: the panel shows its status line meanwhile, not this."""
+
+    def warn(self, line: str) -> None:
+        """The panel puts a log warning in its status line, not here."""
 
 
 def _joined(parts: list) -> str:
