@@ -59,6 +59,8 @@ class Call:
     #: ``max_tokens=`` and ``reasoning=``: each protocol has its own field for them.
     max_tokens: Optional[int] = None
     reasoning: Optional[str] = None
+    #: Tools offered, in the neutral form (``name``, ``description``, ``parameters``).
+    tools: Optional[List[dict]] = None
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
