@@ -49,16 +49,23 @@ class ChatOptions:
     #: ``--image PATH`` files to attach; ``--context N`` cells to send along.
     images: Optional[list] = None
     context: Optional[int] = None
+    #: ``--tools f,g``: names of functions the model may call; ``--no-tools``: none.
+    tools: Optional[str] = None
+    no_tools: bool = False
+    max_tool_rounds: Optional[int] = None
+    quiet_tools: bool = False
 
     def merged_over(self, defaults: "ChatOptions") -> "ChatOptions":
         """These options, with unset ones taken from ``defaults`` (``--param``
-        keys are merged, this cell's winning)."""
+        keys are merged, this cell's winning; ``--no-tools`` drops the default tools)."""
         values = {}
         for f in fields(self):
             mine = getattr(self, f.name)
             values[f.name] = mine if mine not in (None, False) else getattr(defaults, f.name)
         if self.params and defaults.params:
             values["params"] = {**defaults.params, **self.params}
+        if self.no_tools:
+            values["tools"] = None
         return ChatOptions(**values)
 
     def body_options(self) -> dict:
@@ -112,6 +119,16 @@ def chat_arguments(func):
                  help="Attach a PNG or JPEG file for a model that can see. Repeatable."),
         argument("--context", metavar="N",
                  help="Send the code and output of the last N cells along, before the question."),
+        argument("--tools", metavar="F,G",
+                 help="Functions of this notebook the model may call (names, comma-separated; "
+                      "obj.method works): openai, anthropic, ollama."),
+        argument("--no-tools", dest="no_tools", action="store_true",
+                 help="No tools for this cell (or, with %%chat use, from now on)."),
+        argument("--max-tool-rounds", dest="max_tool_rounds", metavar="N",
+                 help="How many times one answer may run tools and go back to the model "
+                      "(default 8)."),
+        argument("--quiet-tools", dest="quiet_tools", action="store_true",
+                 help="Show each tool call's line without a preview of its result."),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
@@ -147,6 +164,10 @@ def parse(magic_func, line: str) -> ChatOptions:
         no_stats=args.no_stats,
         images=args.image or None,
         context=_count(args.context, "--context"),
+        tools=_tools(args.tools),
+        no_tools=args.no_tools,
+        max_tool_rounds=_count(args.max_tool_rounds, "--max-tool-rounds"),
+        quiet_tools=args.quiet_tools,
     )
 
 
@@ -216,6 +237,15 @@ def _count(value: Optional[str], option: str) -> Optional[int]:
     if not re.fullmatch(r"\s*\+?\d+\s*", value) or int(value) <= 0:
         raise errors.UsageError(f"{option} must be a whole number above 0, not {value!r}")
     return int(value)
+
+
+def _tools(value: Optional[str]) -> Optional[str]:
+    """``--tools`` names, checked for form here and looked up when a cell runs."""
+    if value is None:
+        return None
+    from .tools import split_names
+
+    return ",".join(split_names(value))
 
 
 def _params(values) -> Optional[dict]:
