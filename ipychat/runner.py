@@ -124,7 +124,7 @@ def interruptible(call: Callable[[], T]) -> T:
     if threading.current_thread() is not threading.main_thread():
         return call()  # signals land on the main thread only (a panel's subshell)
     previous = signal.getsignal(signal.SIGINT)
-    if previous is None:  # a handler set outside Python: leave it alone
+    if previous is None or previous is signal.SIG_IGN:  # set outside Python, or ignored
         return call()
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -135,9 +135,8 @@ class Feed:
             self.view.append(event.text)
         elif kind == "reasoning":
             self.view.reason(event.text)
-        elif kind == "tool_call":
+        elif kind == "tool_call":  # run, if at all, once the turn has ended
             self.calls.append(event)
-            return
         elif kind == "note":
             self.view.note(event.text)
             return

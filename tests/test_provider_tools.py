@@ -300,3 +300,27 @@ async def test_earlier_tool_use_reaches_a_classic_provider_as_text(make_server):
         '[get_weather returned: {"temp": 21}]\n[get_time raised: ValueError: no clock]\n'
         "21 degrees; the clock failed.")}
     assert folded(HISTORY[:2]) is not None and folded(HISTORY[:2]) == HISTORY[:2]
+
+
+async def test_anthropic_drops_empty_turns_and_takes_a_whole_input(make_server):
+    given = named("content_block_start", {"index": 0, "content_block": {
+        "type": "tool_use", "id": "t1", "name": "get_time", "input": {"zone": "UTC"}}})
+    reply = given + named("content_block_stop", {"index": 0}) + named("message_stop", {})
+    server = make_server([("POST", "/v1/messages", streaming([reply]))])
+    history = [*HISTORY[1:5], {"role": "assistant", "content": ""}, HISTORY[-1]]
+    events, err = await events_of(Anthropic, server.url, history, api_key=KEY, tools=TOOLS)
+    assert err is None and events == [ToolCall("t1", "get_time", '{"zone": "UTC"}')]
+    roles = [m["role"] for m in server.requests[0].json()["messages"]]
+    assert roles == ["user", "assistant", "user", "user"]  # the API joins the two user turns
+
+
+async def test_a_chain_keeps_a_provider_whose_turn_only_calls_tools(make_server):
+    from ipychat.providers import ProviderChain
+
+    first = make_server([("POST", "/v1/chat/completions", streaming([OPENAI_CALLS]))])
+    second = make_server([("POST", "/api/chat", streaming([OLLAMA_CALLS]))])
+    chain = ProviderChain([(OpenAIChat, {"base_url": first.url + "/v1"}),
+                           (Ollama, {"base_url": second.url})])
+    events = [e async for e in chain.stream(None, HISTORY[:2], tools=TOOLS)]
+    assert [e for e in events if e.kind == "tool_call"] == [call for _, call in CALLS]
+    assert second.requests == []

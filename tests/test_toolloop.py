@@ -359,3 +359,25 @@ async def test_sigint_inside_a_plain_tool_interrupts_it(make_server):
     finally:
         signal.signal(signal.SIGINT, previous)
     assert outcome == [] and scheduled == [] and len(server.requests) == 1
+
+
+@pytest.mark.parametrize("name, base", [("openai", "/v1"), ("anthropic", ""),
+                                        ("ollama", "/ollama")])
+async def test_a_follow_up_after_the_round_limit_is_accepted(name, base):
+    """The emulator refuses unpaired calls and empty turns as the APIs do."""
+    from ipychat.emulator import EmulatorServer
+
+    ask = "[[emulator call=get_weather args='{\"city\": \"P\"}' rounds=5]]"
+    chat = Conversation()
+    with EmulatorServer(delay=0) as emulator:
+        options = {"api_key": KEY} if name == "anthropic" else {}
+        target = resolve(name, base_url=emulator.url + base, options=options, demo=False,
+                         model="emulator")
+        for question, limit in ((ask, True), ("And now?", False)):
+            shown_view, _ = view()
+            answer = Answer(question, name)
+            await answer_into(target, chat.messages_for(question), shown_view, answer, TOOLS,
+                              max_rounds=1)
+            assert answer.complete and (answer.tool_limit == 1) is limit
+            chat.record(answer)
+    assert len(chat.turns) == 2 and "> And now?" in chat.turns[1].text

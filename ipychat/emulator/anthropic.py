@@ -188,11 +188,16 @@ def check_headers(request: web.Request) -> None:
 
 
 def checked_messages(raw) -> list:
-    for i, message in enumerate(raw if isinstance(raw, list) else []):
+    raw = raw if isinstance(raw, list) else []
+    for i, message in enumerate(raw):
         if isinstance(message, dict) and message.get("role") == "system":
             raise BadRequest(
                 f'messages.{i}.role: Unexpected role "system". The Messages API accepts a '
                 'top-level `system` parameter, not "system" as an input message role.')
+        if isinstance(message, dict) and message.get("content") in ("", []) \
+                and i < len(raw) - 1:
+            raise BadRequest(f"messages.{i}: all messages must have non-empty content except "
+                             "for the optional final assistant message")
     return message_list(raw, ROLES)
 
 

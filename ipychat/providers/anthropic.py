@@ -65,6 +65,9 @@ def wire_turns(messages) -> List[dict]:
     join into one user turn after the assistant turn that called them."""
     turns: List[dict] = []
     for message in messages:
+        if message["role"] == "assistant" and message["content"] == "" \
+                and not message.get("tool_calls"):
+            continue  # the API refuses empty turns; a turn that only called tools has none
         if message["role"] == "tool":
             if not (turns and turns[-1].get("results")):
                 turns.append({"role": "user", "content": [], "results": True})
@@ -145,22 +148,27 @@ class ToolBlocks:
     """``tool_use`` blocks being streamed, by content block index."""
 
     def __init__(self):
-        self._open: Dict[int, list] = {}  # index -> [id, name, [input pieces]]
+        self._open: Dict[int, dict] = {}
 
     def start(self, index, block: dict) -> None:
         if block.get("type") == "tool_use":
-            self._open[index] = [str(block.get("id") or f"toolu_{index}"),
-                                 str(block.get("name") or ""), []]
+            self._open[index] = {"id": str(block.get("id") or f"toolu_{index}"),
+                                 "name": str(block.get("name") or ""),
+                                 "given": block.get("input"), "pieces": []}
 
     def add(self, index, piece) -> None:
         if index in self._open and isinstance(piece, str):
-            self._open[index][2].append(piece)
+            self._open[index]["pieces"].append(piece)
 
     def stop(self, index) -> List[Event]:
         entry = self._open.pop(index, None)
         if entry is None:
             return []
-        return [ToolCall(entry[0], entry[1], "".join(entry[2]) or "{}")]
+        # The input comes in pieces after an empty one; a proxy may give it whole instead.
+        given = entry["given"]
+        arguments = "".join(entry["pieces"]) or (
+            json.dumps(given, ensure_ascii=False) if given else "{}")
+        return [ToolCall(entry["id"], entry["name"], arguments)]
 
 
 def event_events(kind: str, data: str, call: Call, blocks: Optional[ToolBlocks] = None

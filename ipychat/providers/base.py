@@ -256,5 +256,5 @@ TOOLS_HINT = "--tools works with openai, anthropic and ollama."
 def _is_tool(schema) -> bool:
     return (isinstance(schema, dict) and isinstance(schema.get("name"), str)
             and isinstance(schema.get("parameters"), dict))
-#: Event kinds that show the model has started answering.
-SHOWN = ("text", "reasoning")
+#: Event kinds that show the model has started answering (a turn may only call tools).
+SHOWN = ("text", "reasoning", "tool_call")
