@@ -16,7 +16,8 @@ import sys
 
 from . import common
 
-BENCHMARKS = ("decode", "render", "load", "concurrency", "memory", "context")
+BENCHMARKS = ("decode", "render", "load", "concurrency", "memory", "context",
+              "connections")
 
 
 def run(name: str, args) -> int:

@@ -257,6 +257,9 @@ def unload(shell) -> None:
     if magics is not None:
         magics.cell_errors.uninstall()
     runner.uninstall(shell)
+    import sys  # kept-alive connections go too; no pool if no call loaded aiohttp
+    if "ipychat.providers.pool" in sys.modules:
+        sys.modules["ipychat.providers.pool"].close_all()
     for kind in ("line", "cell"):
         shell.magics_manager.magics[kind].pop("chat", None)
     shell.magics_manager.registry.pop("ChatMagics", None)

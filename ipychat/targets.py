@@ -19,6 +19,8 @@ from .messages import Messages
 CLASSIC = ("cromicle", "openassistant", "vitalentum", "lockchat")
 #: (environment variable, provider) tried in order when no provider is named.
 KEYED_DEFAULTS = (("OPENAI_API_KEY", "openai"), ("ANTHROPIC_API_KEY", "anthropic"))
+#: Set by the user, it points ``openai`` at their own server: no emulator then.
+OPENAI_URL_ENV = "OPENAI_BASE_URL"
 ZERO_CONFIG_PROVIDER = "openai"
 OA_TOKEN_ENV = "OPENASSISTANT_SESSION_TOKEN"
 OA_COOKIE = "__Secure-next-auth.session-token"
@@ -104,7 +106,7 @@ def secret_variables(*named: Optional[str]) -> List[str]:
 
 
 def default_name(demo: bool) -> str:
-    for env, name in KEYED_DEFAULTS:
+    for env, name in (*KEYED_DEFAULTS, (OPENAI_URL_ENV, "openai")):
         if os.environ.get(env):
             return name
     if demo:
@@ -135,7 +137,8 @@ def _route(leg: Leg, base_url: Optional[str], demo: bool) -> bool:
 def routes_to_emulator(name: str, demo: bool) -> bool:
     """Whether provider ``name`` answers from the emulator when no base URL is given."""
     name = name.strip().lower()
-    zero_config = name == ZERO_CONFIG_PROVIDER and not os.environ.get("OPENAI_API_KEY")
+    zero_config = (name == ZERO_CONFIG_PROVIDER and not os.environ.get("OPENAI_API_KEY")
+                   and not os.environ.get(OPENAI_URL_ENV))
     return demo and (name in CLASSIC or zero_config)
 
 

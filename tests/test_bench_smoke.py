@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from bench import clients, common
+from bench import connections as bench_connections
 from bench import decode as bench_decode
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,6 +31,8 @@ ROW_KEYS = {
                     "concurrent_chunks_per_s", "ratio"},
     "memory": {"measure", "MB", "x_answer"},
     "context": {"contender", "seconds", "bytes"},
+    "connections": {"rtt_ms", "client", "cold_ms", "warm_ms", "connections", "warm_vs_sdk",
+                    "cold_vs_sdk", "sessions"},
 }
 EXTRA_KEYS = {"load": {"samples", "importtime"}, "memory": {"samples"}, "context": {"samples"}}
 KERNEL = pytest.mark.kernel
@@ -52,7 +55,7 @@ def load_result(results, name):
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("name", [
     "decode", pytest.param("render", marks=KERNEL), "load", "concurrency",
-    pytest.param("memory", marks=KERNEL), "context",
+    pytest.param("memory", marks=KERNEL), "context", "connections",
 ])
 def test_benchmark_smoke_writes_its_json(name, tmp_path):
     done = run_bench(name, tmp_path)
@@ -68,6 +71,16 @@ def test_benchmark_smoke_writes_its_json(name, tmp_path):
         assert set(found) == TARGET_KEYS
         assert isinstance(found["met"], bool)
     assert "Targets" in done.stdout  # the printed table
+
+
+def test_connections_counts_what_each_session_opened(tmp_path):
+    run_bench("connections", tmp_path, "--questions", "3")
+    rows = load_result(tmp_path, "connections")["rows"]
+    assert sorted(r["client"] for r in rows) == sorted(bench_connections.CLIENTS)
+    for found in rows:
+        (session,) = found["sessions"]  # one repeat at smoke size
+        assert len(session["first_text_s"]) == 3 and all(t > 0 for t in session["first_text_s"])
+        assert session["connections"] >= 1 and found["warm_ms"] > 0
 
 
 def test_all_runs_the_chosen_benchmarks_and_gathers_their_targets(tmp_path):

@@ -1,6 +1,7 @@
 """%%chat in an in-process IPython shell (the terminal path: no kernel, so the
 answer streams to stdout through the private loop thread)."""
 
+import asyncio
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from ipychat import errors
 from ipychat.render import TerminalView
 from ipychat.runner import AwaitChatCells
 from ipychat.targets import EMULATOR_NOTE
+from tests.support.matrix import client_sockets, until
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +168,21 @@ def test_unload_removes_err_and_load_brings_it_back(shell, magics):
     assert "Err" not in shell.user_ns
     shell.run_line_magic("load_ext", "ipychat")
     assert "Err" in shell.user_ns
+
+
+def test_unload_ext_closes_kept_connections(shell, magics, make_server):
+    """The blocking path runs on ``loopthread``'s loop, which lives on: its idle
+    connection must go with the extension (tests/test_connections.py: the rest)."""
+    server = cromicle_server(make_server)
+    port = int(server.url.rsplit(":", 1)[1])
+    try:
+        assert shell.run_cell(f"%%chat -p cromicle --base-url {server.url} --no-history\nhi"
+                              ).success
+        assert client_sockets(port) == 1  # kept for the next cell
+        shell.run_line_magic("unload_ext", "ipychat")
+        assert asyncio.run(until(lambda: client_sockets(port) == 0, 10))
+    finally:
+        shell.run_line_magic("load_ext", "ipychat")
 
 
 # -- tools in the terminal --------------------------------------------------------

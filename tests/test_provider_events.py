@@ -77,6 +77,7 @@ async def test_openai_request_asks_for_usage_limits_and_effort(make_server):
 
 async def test_openai_itself_gets_the_new_token_limit_field(make_server, monkeypatch):
     server = openai_server(make_server, REASONING_FIELDS["reasoning_content"])
+    monkeypatch.setattr(OpenAIChat, "url", server.url + "/v1")  # OpenAI's own service
     monkeypatch.setattr(OpenAIChat, "default_base_url", server.url + "/v1")
     await events_of(OpenAIChat, None, MESSAGES, max_tokens=5, reasoning="off")
     body = server.requests[0].json()

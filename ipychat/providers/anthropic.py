@@ -235,7 +235,7 @@ def message_events(reply, call: Call) -> List[Event]:
 
 class Anthropic(HTTPProvider):
     url = "https://api.anthropic.com"
-    default_base_url = url
+    default_base_url = HTTPProvider.env_url("ANTHROPIC_BASE_URL", url)
     working = True
     needs_auth = True
     supports_stream = True

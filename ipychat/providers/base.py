@@ -21,7 +21,7 @@ from .. import errors
 from ..events import Event
 from ..loopthread import iterate_sync
 from ..messages import Messages, check_messages, folded, has_images
-from .http import Call, client_timeout, translated
+from .http import Call, EnvURL, client_timeout, translated
 
 #: Arguments that steer a call and never go into a request body.
 CONTROL_ARGS = ("stream", "proxy", "base_url", "timeout", "cookies", "api_key", "api_key_env")
@@ -111,6 +111,10 @@ class HTTPProvider(AsyncGeneratorProvider):
     async generator of text that opens its own session (``http.open_session``).
     """
 
+    #: A default base URL the environment may set, as the vendors' SDKs allow:
+    #: ``default_base_url = HTTPProvider.env_url("OPENAI_BASE_URL", url)``. The
+    #: provider's own key variable then goes to that URL (``resolve_key``).
+    env_url = staticmethod(EnvURL)
     default_base_url: str = ""
     #: Environment variable that holds the API key, for providers that need one.
     api_key_env: Optional[str] = None
@@ -217,7 +221,8 @@ class HTTPProvider(AsyncGeneratorProvider):
         A key given, or a variable the user names, goes where the user points.
         The provider's own variable (``OPENAI_API_KEY``...) goes only to the
         provider's own service: pointing ``--base-url`` at some other server
-        must not hand it that key unasked.
+        must not hand it that key unasked. A base URL variable set beside it
+        (``OPENAI_BASE_URL``) moves the default, and the key goes with it.
         """
         if api_key:
             return api_key

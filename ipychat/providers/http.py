@@ -1,9 +1,17 @@
 """The HTTP side every built-in provider shares: session, timeouts, status and
-exception mapping into the ``ipychat.errors`` family.
+exception mapping into the ``ipychat.errors`` family, default base URLs from
+the environment.
 
-One ``aiohttp.ClientSession`` per call: it is cheap next to a chat answer, it
-holds that call's cookies, and closing it with the call means no "Unclosed
-client session" warning and no connection left behind after a cancel.
+One ``aiohttp.ClientSession`` per call, on connections kept per event loop.
+The session is cheap next to a chat answer and holds that call's cookies,
+default headers (its key) and timeouts, and nothing else's; it closes with
+the call, so no "Unclosed client session" warning. The connections under it
+belong to the running loop's pool (``pool.py``): a call read to its end hands
+its connection back for the next call to the same server (no new TCP and TLS
+handshakes); a call that stops before the end of its response (cancelled,
+stopped early, timed out, failed half-way) closes it; idle ones close after
+``pool.KEEPALIVE`` seconds, when the loop shuts down, and on
+``%unload_ext ipychat``.
 """
 
 from __future__ import annotations
@@ -11,13 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from .. import errors
 from ..streams import StreamDecodeError
+from . import pool
 
 #: Seconds to connect, and seconds to wait for each next piece of the answer.
 DEFAULT_TIMEOUT = 60.0
@@ -75,15 +86,90 @@ class Call:
         return f"Call(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
 
 
-def open_session(call: Call, headers: Optional[dict] = None) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        headers=headers,
-        cookies=call.cookies,
-        timeout=call.timeout,
-        # No cookie sharing across hosts and no redirects: requests go only
-        # to the base URL the user chose.
-        cookie_jar=aiohttp.CookieJar(unsafe=True),
-    )
+def open_session(call: Call, headers: Optional[dict] = None) -> "CallSession":
+    """``async with open_session(call, headers) as session``: this call's own
+    ``ClientSession`` on the running loop's kept-alive connections."""
+    return CallSession(call, headers)
+
+
+class CallSession:
+    """The session of one call; its connections come from the loop's pool."""
+
+    def __init__(self, call: Call, headers: Optional[dict]):
+        self.call, self.headers = call, headers
+        self.pool: Optional[pool.Pool] = None
+        self.session: Optional[aiohttp.ClientSession] = None
+
+    async def __aenter__(self) -> aiohttp.ClientSession:
+        loop_pool = pool.pool_for_running_loop()
+        connector = loop_pool.lease()
+        try:
+            self.session = self._make(connector)
+        except BaseException:
+            await loop_pool.give_back()
+            raise
+        self.pool = loop_pool
+        return self.session
+
+    def _make(self, connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=connector,
+            connector_owner=False,  # the pool outlives the call
+            response_class=pool.PooledResponse,
+            headers=self.headers,
+            cookies=self.call.cookies,
+            timeout=self.call.timeout,
+            # No cookie sharing across hosts and no redirects: requests go only
+            # to the base URL the user chose.
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+        )
+
+    async def __aexit__(self, *exc) -> None:
+        try:
+            await self.session.close()
+            await pool.settle()
+        finally:
+            await self.pool.give_back()
+
+
+class EnvURL:
+    """A provider's default base URL: environment variable ``var`` when set,
+    else ``builtin``. Read at each use, so a kernel sees what it started with
+    and a test what it patched in."""
+
+    def __init__(self, var: str, builtin: str, default_port: Optional[int] = None):
+        self.var, self.builtin, self.default_port = var, builtin, default_port
+
+    def __get__(self, obj, owner=None) -> str:
+        value = os.environ.get(self.var, "").strip()
+        return base_url_from_env(value, self.default_port) if value else self.builtin
+
+    def __repr__(self) -> str:
+        return f"EnvURL({self.var!r}, {self.builtin!r})"
+
+
+def base_url_from_env(value: str, default_port: Optional[int] = None) -> str:
+    """A base URL as given in an environment variable.
+
+    With a scheme it is used as given (``OPENAI_BASE_URL`` and
+    ``ANTHROPIC_BASE_URL``, as their SDKs do). Without one it is read the
+    way Ollama reads ``OLLAMA_HOST``: ``host``, ``host:port``, ``:port`` or
+    ``host:port/path``, over http, on ``default_port`` when none is given and
+    127.0.0.1 when only a port is.
+    """
+    value = value.strip()
+    if "://" in value:
+        return value.rstrip("/")
+    parts = urlsplit("http://" + value)
+    try:
+        port = parts.port or default_port
+    except ValueError:  # not a port number: the request will say "invalid URL"
+        return "http://" + value.rstrip("/")
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:  # IPv6 again in brackets
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port else host
+    return f"http://{netloc}{parts.path.rstrip('/')}"
 
 
 def request_options(call: Call) -> dict:

@@ -129,7 +129,7 @@ def not_running(err: aiohttp.ClientConnectorError, call: Call) -> errors.ChatErr
 
 class Ollama(HTTPProvider):
     url = "http://localhost:11434"
-    default_base_url = url
+    default_base_url = HTTPProvider.env_url("OLLAMA_HOST", url, default_port=11434)
     working = True
     supports_stream = True
     supports_message_history = True

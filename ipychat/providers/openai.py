@@ -15,6 +15,7 @@ again in this process.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -48,7 +49,7 @@ def auth_headers(call: Call) -> dict:
 
 class OpenAIChat(HTTPProvider):
     url = "https://api.openai.com/v1"
-    default_base_url = url
+    default_base_url = HTTPProvider.env_url("OPENAI_BASE_URL", url)
     working = True
     needs_auth = True
     supports_stream = True
@@ -71,15 +72,18 @@ class OpenAIChat(HTTPProvider):
     async def generate(cls, call: KeyedCall):
         body = cls.request_body(call)
         try:
-            async for event in cls._post(call, body):
-                yield event
+            # aclosing: a consumer that stops early must close this request now.
+            async with contextlib.aclosing(cls._post(call, body)) as events:
+                async for event in events:
+                    yield event
         except errors.HTTPStatusError as err:
             if not rejects_stream_options(err, body):
                 raise
             _NO_STREAM_OPTIONS.add(call.base_url)
             body.pop("stream_options")
-            async for event in cls._post(call, body):
-                yield event
+            async with contextlib.aclosing(cls._post(call, body)) as events:
+                async for event in events:
+                    yield event
 
     @classmethod
     async def _post(cls, call: KeyedCall, body: dict):
@@ -95,8 +99,9 @@ class OpenAIChat(HTTPProvider):
         body = {"model": call.model, "messages": [wire_message(m) for m in call.messages]}
         if call.max_tokens is not None:
             # OpenAI itself renamed the field (its reasoning models refuse the
-            # old one); compatible servers know the old name only.
-            own = same_origin(call.base_url, cls.default_base_url)
+            # old one); compatible servers know the old name only. cls.url:
+            # OPENAI_BASE_URL may move default_base_url to such a server.
+            own = same_origin(call.base_url, cls.url)
             body["max_completion_tokens" if own else "max_tokens"] = call.max_tokens
         if call.reasoning is not None:
             body["reasoning_effort"] = "none" if call.reasoning == "off" else call.reasoning
