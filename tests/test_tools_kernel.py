@@ -115,3 +115,26 @@ def test_interrupt_inside_a_slow_tool_ends_the_cell_in_one_line(kernel, emulator
     assert "No history yet." in kernel.run("%chat history").last_text()
     status = kernel.value("__import__('ipychat').last_result().status")
     assert status == "'interrupted'"
+
+
+def test_chat_stop_cancels_an_async_tool_of_a_background_answer(kernel, emulator):
+    ask = "[[emulator call=wait args='{\"seconds\": 30}']]"
+    run = kernel.run(f"%%chat -p openai --base-url {emulator.url}/v1 --tools wait --background"
+                     f"\n{ask}")
+    assert run.reply["content"]["status"] == "ok"
+    (shown,) = run.of_type("display_data")
+    display_id = shown["content"]["transient"]["display_id"]
+    def running(msg):
+        return (msg["msg_type"] == "update_display_data"
+                and "wait(seconds=30) …" in msg["content"]["data"]["text/plain"])
+
+    if not any(running(m) for m in run.messages):  # it may have shown before the cell ended
+        kernel.listen(running)
+    started = time.monotonic()
+    stopped = kernel.run("%chat stop")
+    assert "Stopped 1 background answer(s)." in stopped.last_text()
+    final = kernel.listen(lambda m: m["msg_type"] == "update_display_data"
+                          and m["content"]["data"]["text/plain"].endswith("*(interrupted)*"))
+    assert final[-1]["content"]["transient"]["display_id"] == display_id
+    assert "[tool] wait(seconds=30) ✗ interrupted" in final[-1]["content"]["data"]["text/plain"]
+    assert time.monotonic() - started < 10
