@@ -18,6 +18,7 @@ _LAZY = {
     "last_result": ("ipychat.answer", "last_result"),
     "list_providers": ("ipychat.providers", "list_providers"),
     "start_emulator": ("ipychat.emulator", "start_emulator"),
+    "tool": ("ipychat.tools", "tool"),
 }
 
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 from .messages import without_image_bytes
 
@@ -23,6 +23,40 @@ FINISH_MARKS = {
     "length": "stopped at the token limit: raise it with --max-tokens",
     "content_filter": "stopped by the provider's content filter",
 }
+
+
+@dataclass
+class ToolRun:
+    """One tool call of an answer: what the model asked, what came of it.
+
+    ``arguments`` is what the model sent, as a dict when it was a JSON
+    object, else as the text itself; ``raw_arguments`` is always the text.
+    Exactly one of ``result`` and ``error`` is set once the call ended.
+    """
+
+    id: str
+    name: str
+    arguments: object
+    raw_arguments: str = "{}"
+    result: Optional[str] = None
+    error: Optional[str] = None
+    seconds: Optional[float] = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.error is not None
+
+    def __repr__(self) -> str:
+        outcome = f"error={self.error!r}" if self.error is not None else f"result={self.result!r}"
+        return f"ToolRun({self.name}, arguments={self.arguments!r}, {outcome})"
+
+
+@dataclass
+class Round:
+    """One model turn of an answer that used tools: its text and the calls it made."""
+
+    text: str
+    calls: List[ToolRun] = field(default_factory=list)
 
 
 @dataclass
@@ -61,14 +95,28 @@ class Answer:
     duration_s: Optional[float] = None
     status: str = STREAMING
     error: Optional[str] = None
+    #: The model turns of an answer that called tools (empty when it called none).
+    rounds: List[Round] = field(default_factory=list)
+    #: The tool round limit, when the model still asked for tools once it was reached.
+    tool_limit: Optional[int] = None
 
     @property
     def complete(self) -> bool:
         return self.status == COMPLETE
 
+    @property
+    def tool_calls(self) -> List[ToolRun]:
+        """Every tool call of this answer, in order."""
+        return [run for turn in self.rounds for run in turn.calls]
+
     def mark(self) -> str:
         """The mark a complete answer carries (why it stopped early), or ''."""
-        return FINISH_MARKS.get(self.finish_reason or "", "") if self.complete else ""
+        if not self.complete:
+            return ""
+        if self.tool_limit is not None:
+            return (f"stopped after {self.tool_limit} tool rounds: raise the limit with "
+                    "--max-tool-rounds")
+        return FINISH_MARKS.get(self.finish_reason or "", "")
 
     def key(self) -> str:
         """What decides the answer, as a digest: provider, model, base URL,
@@ -89,17 +137,23 @@ class Answer:
         tokens_in, tokens_out = self.usage.get("input_tokens"), self.usage.get("output_tokens")
         if tokens_in is not None or tokens_out is not None:
             parts.append(f"{_count(tokens_in)} → {_count(tokens_out)} tokens")
+        calls = len(self.tool_calls)
+        if calls:
+            parts.append(f"{calls} tool call{'s' if calls > 1 else ''}")
         rate = self.tokens_per_second()
         if rate is not None:
             parts.append(f"{rate:.1f} tokens/s")
         return " · ".join(parts)
 
     def tokens_per_second(self) -> Optional[float]:
-        """Output tokens over the time they took to stream (after the first one)."""
+        """Output tokens over the time they took to stream (after the first one,
+        tools not counted)."""
         tokens = self.usage.get("output_tokens")
         if not tokens or self.duration_s is None:
             return None
-        streaming = self.duration_s - (self.first_token_s or 0.0)
+        # Time spent inside tools is not streaming time.
+        tools = sum(run.seconds or 0.0 for run in self.tool_calls)
+        streaming = self.duration_s - (self.first_token_s or 0.0) - tools
         return tokens / streaming if streaming > 0 else None
 
     def __repr__(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import errors
+from .calls import call_line
 from .options import ChatOptions, parse
 
 SUBCOMMANDS = ("providers", "use", "history", "last", "fix", "reset", "demo", "panel", "stop",
@@ -77,7 +78,12 @@ def _use(magics, rest: str):
         for part in name.split(","):
             get_provider(part)  # fail now, not at the next cell
         opts.provider = name
+    if opts.tools:
+        from .tools import ToolBox
+
+        ToolBox.from_names(opts.tools, magics.shell.user_ns)  # fail now too
     magics.defaults = opts.merged_over(magics.defaults)
+    magics.defaults.no_tools = False  # it dropped the tools; later cells may name some
     return _show(f"Defaults: {_describe(magics.defaults, magics)}")
 
 
@@ -85,12 +91,14 @@ def _describe(opts: ChatOptions, magics) -> str:
     provider = opts.provider or magics.default_provider or "(zero-config)"
     parts = [f"provider={provider}"]
     for name in ("model", "temperature", "max_tokens", "reasoning", "params", "base_url",
-                 "format"):
+                 "format", "tools", "max_tool_rounds"):
         value = getattr(opts, name)
         if value is not None:
             parts.append(f"{name}={value}")
     if opts.proxy:
         parts.append(f"proxy={errors.hide_credentials(opts.proxy)}")
+    if opts.quiet_tools:
+        parts.append("quiet_tools")
     if opts.system:
         parts.append(f"system={opts.system!r}")
     return ", ".join(parts)
@@ -102,7 +110,9 @@ def _history(magics, rest: str):
         return _show("No history yet.")
     lines = [f"system: {conversation.system}"] if conversation.system else []
     for turn in conversation.turns:
-        lines += [f"user: {turn.prompt}", f"assistant ({turn.provider}): {turn.text}"]
+        lines.append(f"user: {turn.prompt}")
+        lines += [f"tool: {call_line(run)}" for run in turn.tool_calls]
+        lines.append(f"assistant ({turn.provider}): {turn.text}")
     return _show("\n".join(lines))
 
 
@@ -121,6 +131,7 @@ def _last(magics, rest: str):
             ("text", f"{len(answer.text):,} characters")]
     if answer.replayed:
         rows.insert(1, ("replayed", f"from the log ({answer.replayed}): no request was sent"))
+    rows += [("tool call", call_line(run)) for run in answer.tool_calls]
     text = "\n".join(f"{key}: {value}" for key, value in rows)
     return _show(text + "\nIn Python: ipychat.last_result()")
 

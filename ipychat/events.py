@@ -2,9 +2,9 @@
 
 A provider's ``stream_events`` yields these instead of bare text, so what
 the server says besides the answer (the model's thinking, token usage, why
-it stopped) reaches the notebook. Every event has a ``kind``; consumers
-switch on it and ignore kinds they do not know, so new kinds (tool calls)
-can be added without touching them.
+it stopped, the tools it calls) reaches the notebook. Every event has a
+``kind``; consumers switch on it and ignore kinds they do not know, so new
+kinds can be added without touching them.
 
 Pure: no I/O. Text events are made once per network read, not per token,
 so the hot path stays as fast as the bare text it replaces.
@@ -83,7 +83,28 @@ def seconds_text(value: float) -> str:
     return f"{value:.0f} s" if value >= 10 or float(value).is_integer() else f"{value:.1f} s"
 
 
-Event = Union[Text, Reasoning, Usage, Finish, Retry]
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model calls a tool. Made once the call is complete: providers
+    assemble arguments that arrive in pieces. ``arguments`` is the JSON
+    text as the model sent it (maybe not JSON at all: the caller checks)."""
+
+    id: str
+    name: str
+    arguments: str
+    kind: ClassVar[str] = "tool_call"
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something to tell the user about the answer that is not the answer."""
+
+    text: str
+    kind: ClassVar[str] = "note"
+
+
+Event = Union[Text, Reasoning, Usage, Finish, ToolCall, Note, Retry]
 
 #: Each protocol's word for why an answer ended, and ours.
 _REASONS = {
@@ -189,14 +210,17 @@ def from_foreign(chunk) -> Optional[Event]:
 
     Today's gpt4free yields response objects besides ``str``: ``Reasoning``
     (``token``; a ``status`` such as "Thinking..." is progress, not text),
-    ``Usage`` and ``FinishReason``. They are read by class name and
-    attributes, so g4f needs not be installed; anything else is skipped,
-    never shown as a repr.
+    ``Usage``, ``FinishReason`` and ``ToolCalls``. They are read by class
+    name and attributes, so g4f needs not be installed; anything else is
+    skipped, never shown as a repr. Tool calls from such a class become a
+    note: it was offered no tools by us, so nothing of ours may run.
     """
     if isinstance(chunk, str):
         return Text(chunk) if chunk else None
-    if isinstance(chunk, (Text, Reasoning, Usage, Finish)):
+    if isinstance(chunk, (Text, Reasoning, Usage, Finish, Note)):
         return chunk
+    if isinstance(chunk, ToolCall):
+        return _not_run([chunk.name])
     name = type(chunk).__name__
     if name == "Reasoning":
         token = getattr(chunk, "token", None)
@@ -206,7 +230,26 @@ def from_foreign(chunk) -> Optional[Event]:
                      _attr(chunk, "completion_tokens", "output_tokens"))
     if name == "FinishReason":
         return finish(getattr(chunk, "reason", None))
+    if name == "ToolCalls":
+        return _not_run(_call_names(getattr(chunk, "list", None)))
     return None
+
+
+def _not_run(names) -> Note:
+    called = ", ".join(names) or "a tool"
+    return Note(f"the provider asked to call {called}; ipychat runs tools only for "
+                "openai, anthropic and ollama, so nothing was run")
+
+
+def _call_names(calls) -> list:
+    """Function names in a g4f ``ToolCalls`` list (OpenAI-shaped dicts)."""
+    names = []
+    for call in calls if isinstance(calls, list) else []:
+        function = call.get("function") if isinstance(call, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if isinstance(name, str) and name:
+            names.append(name)
+    return names
 
 
 def _attr(value, *names):

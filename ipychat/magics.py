@@ -20,7 +20,8 @@ from .options import FORMATS, ChatOptions, chat_arguments, parse
 from .recorder import LOG_ENV, default_recorder, env_flag
 from .references import Prompt, check, expand, image_file
 from .render import REASONING_MODES, StreamView, TerminalView
-from .session import Feed, Interrupted, default_conversation, stream_into
+from .session import Interrupted, default_conversation
+from .toolloop import MAX_TOOL_ROUNDS, answer_blocking, answer_into
 
 
 @magics_class
@@ -59,6 +60,8 @@ class ChatMagics(Magics):
                               "sent again (0: never).").tag(config=True)
     max_value_chars = Int(20_000, help="Most characters one {value} in a prompt becomes "
                                        "(a visible note says what was cut).").tag(config=True)
+    max_tool_rounds = Int(MAX_TOOL_ROUNDS, help="How many times one answer may run tools and "
+                                                "go back to the model.").tag(config=True)
     code_prompt = Unicode(
         "Answer with one Python code block that can run in this notebook, and at most a "
         "sentence or two around it.",
@@ -135,6 +138,7 @@ class ChatMagics(Magics):
             base_url=opts.base_url, proxy=opts.proxy,
             timeout=opts.timeout or self.timeout, demo=self.demo,
         )
+        tools = self._tools(opts, target)
         messages = self.conversation.messages_for(
             prompt.content(), use_history=not opts.no_history, system=self._system(opts))
         answer = target.answer(prompt.text, messages,
@@ -144,7 +148,18 @@ class ChatMagics(Magics):
         view = self._view(opts, header)
         if not opts.no_history:  # a one-off question is not part of the conversation
             view = self.conversation.live(answer, view, _loop_scheduler())
-        return Job(opts, target, events, view, answer)
+        return Job(opts, target, messages, view, answer, tools, events)
+
+    def _tools(self, opts: ChatOptions, target):
+        """The cell's ``--tools``, looked up now (a function redefined since is
+        the new one), and checked against the provider before anything is sent."""
+        if not opts.tools:
+            return None
+        from .tools import ToolBox
+
+        tools = ToolBox.from_names(opts.tools, self.shell.user_ns)
+        target.check_tools()
+        return tools
 
     def _prompt(self, opts: ChatOptions, cell: str) -> Prompt:
         """The cell's question with its references, images and context, checked."""
@@ -173,7 +188,8 @@ class ChatMagics(Magics):
         return opts.format or self.format
 
     def _view(self, opts: ChatOptions, header: str):
-        shown = {"reasoning": self.reasoning, "stats": self.stats and not opts.no_stats}
+        shown = {"reasoning": self.reasoning, "stats": self.stats and not opts.no_stats,
+                 "previews": not opts.quiet_tools}
         if not runner.in_kernel(self.shell):
             return TerminalView(header=header, **shown)
         schedule = _loop_scheduler()
@@ -197,7 +213,8 @@ class ChatMagics(Magics):
         wake = contextlib.nullcontext() if quiet else runner.wake_for_signals()
         try:
             with wake:
-                await stream_into(job.events, job.view, job.answer, describe)
+                await answer_into(job.source, job.messages, job.view, job.answer, job.tools,
+                                  describe=describe, **self._loop_settings(job))
         except asyncio.CancelledError:
             if quiet:
                 raise
@@ -211,23 +228,16 @@ class ChatMagics(Magics):
     def _run_blocking(self, job: "Job"):
         if job.opts.background:
             raise errors.UsageError("--background needs a Jupyter kernel with autoawait on")
-        from .loopthread import iterate_sync
-
         job.view.start()
-        feed = Feed(job.view, job.answer)
         try:
-            for event in iterate_sync(job.events, idle=job.view.tick):
-                feed.take(event)
-        except KeyboardInterrupt as err:
-            feed.fail(err)
-            raise Interrupted("interrupted") from None
-        except Exception as err:
-            feed.fail(err)
-            raise
-        else:
-            feed.done()
+            answer_blocking(job.source, job.messages, job.view, job.answer, job.tools,
+                            **self._loop_settings(job))
         finally:
             self._record(job)
+
+    def _loop_settings(self, job: "Job") -> dict:
+        return {"max_rounds": job.opts.max_tool_rounds or self.max_tool_rounds,
+                "limit": self.max_value_chars}
 
     def _record(self, job: "Job") -> None:
         self.conversation.record(job.answer, remember=not job.opts.no_history)
@@ -245,9 +255,23 @@ class Job:
     """Everything one ``%%chat`` cell needs, resolved before anything is sent:
     the answer's ``events`` come from the model or, replayed, from the log."""
 
-    def __init__(self, opts, target, events, view, answer: Answer):
-        self.opts, self.target, self.events = opts, target, events
+    def __init__(self, opts, target, messages, view, answer: Answer, tools=None,
+                 events=None):
+        self.opts, self.target, self.messages = opts, target, messages
         self.view, self.answer = view, answer
+        # A replayed answer streams the log's events: one round, no request, no tools.
+        self.source = Recorded(events) if answer.replayed else target
+        self.tools = None if answer.replayed else tools
+
+
+class Recorded:
+    """The log's answer where a target would stream (``toolloop`` asks it once)."""
+
+    def __init__(self, events):
+        self.events = events
+
+    def stream(self, messages, **offer):
+        return self.events
 
 
 def _describe_error(err: BaseException) -> str:

@@ -119,6 +119,25 @@ def segment_end(text: str, start: int, limit: int) -> int:
     return newline + 1 if newline >= start else high
 
 
+def open_fence(text: str) -> str:
+    """The line that closes the code block ``text`` ends inside, or ''.
+
+    What is appended after a streaming answer (its tool calls) must not
+    land in a block the answer has not closed yet. Only a sure fence is
+    closed: closing what Markdown does not see as one would open a block.
+    """
+    fences = _fences(text, 0, len(text))
+    if not fences or fences[-1][1] < len(text) or _fence_end(text, fences[-1][0]) is None:
+        return ""
+    first = _LINE.match(text, fences[-1][0])
+    fence = _OPENER.fullmatch(first.group().rstrip("\r\n")).group(2)
+    closer = re.compile(rf" {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}[ \t]*")
+    if any(closer.fullmatch(line.group().rstrip("\r\n"))
+           for line in _LINE.finditer(text, first.end())):
+        return ""
+    return ("" if text.endswith(("\n", "\r")) else "\n") + fence
+
+
 def _fences(text: str, pos: int, high: int) -> List[tuple]:
     """(start, end) of the fences that open before ``high``; one we cannot
     place for sure runs to the end of the text."""

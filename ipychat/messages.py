@@ -1,4 +1,13 @@
-"""Chat messages and the g4f ``format_prompt`` adapter (see shared/PROTOCOLS.md)."""
+"""Chat messages and the g4f ``format_prompt`` adapter (see shared/PROTOCOLS.md).
+
+Messages are neutral: each provider writes them in its own form when it
+builds a request. Besides ``system``/``user``/``assistant`` text, an answer
+that used tools leaves two more shapes in a conversation:
+
+- ``{"role": "assistant", "content": text, "tool_calls": [{"id", "name", "arguments"}]}``
+  (``arguments``: the JSON text the model sent);
+- ``{"role": "tool", "tool_call_id", "name", "content", "is_error"}``: one result.
+"""
 
 from __future__ import annotations
 
@@ -41,11 +50,21 @@ def check_message(i: int, message) -> None:
     if not isinstance(role, str) or not role:
         raise UsageError(f"message {i} has role {role!r}",
                          hint=f"Use one of: {', '.join(ROLES)}.")
+    if "tool_calls" in message and not _are_calls(message["tool_calls"]):
+        raise UsageError(f"message {i} has tool_calls that are not a list of "
+                         "{'id', 'name', 'arguments'} strings")
     if isinstance(content, list) and all(_is_part(part) for part in content):
         return
     if not isinstance(content, str):
         raise UsageError(f"message {i} has a {type(content).__name__} content, not text",
                          hint="Give the content as a string.")
+
+
+def _are_calls(calls) -> bool:
+    return isinstance(calls, list) and all(
+        isinstance(call, dict) and all(isinstance(call.get(key), str)
+                                       for key in ("id", "name", "arguments"))
+        for call in calls)
 
 
 def _is_part(part) -> bool:
@@ -91,6 +110,41 @@ def has_images(messages: Messages) -> bool:
     return any(isinstance(m.get("content"), list)
                and any(part.get("type") == "image" for part in m["content"])
                for m in messages)
+
+
+def has_tool_turns(messages: Messages) -> bool:
+    return any(m.get("role") == "tool" or m.get("tool_calls") for m in messages)
+
+
+def folded(messages: Messages) -> Messages:
+    """``messages`` with tool exchanges written as text, for a provider that
+    takes no tools: each call and result becomes a bracketed line of the
+    assistant message it belongs to, so a follow-up can still refer to them."""
+    if not has_tool_turns(messages):
+        return messages
+    out: Messages = []
+    for message in messages:
+        role = message["role"]
+        if role not in ("assistant", "tool"):
+            out.append(message)
+            continue
+        text = text_of(message["content"]) if role == "assistant" else _result_line(message)
+        text = "\n".join([text, *map(_call_line, message.get("tool_calls") or [])]).strip("\n")
+        if out and out[-1].get("folded"):
+            joined = "\n".join(part for part in (out[-1]["content"], text) if part)
+            out[-1] = {**out[-1], "content": joined}
+        else:
+            out.append({"role": "assistant", "content": text, "folded": True})
+    return [{k: v for k, v in m.items() if k != "folded"} for m in out]
+
+
+def _call_line(call: dict) -> str:
+    return f"[called {call['name']}({call['arguments']})]"
+
+
+def _result_line(message: dict) -> str:
+    what = "raised" if message.get("is_error") else "returned"
+    return f"[{message.get('name') or 'the tool'} {what}: {text_of(message['content'])}]"
 
 
 def format_prompt(messages: Messages, add_special_tokens: bool = False) -> str:

@@ -51,10 +51,15 @@ class ChatOptions:
     context: Optional[int] = None
     #: ``--retries N``: how often a request that failed before its answer is sent again.
     retries: Optional[int] = None
+    #: ``--tools f,g``: names of functions the model may call; ``--no-tools``: none.
+    tools: Optional[str] = None
+    no_tools: bool = False
+    max_tool_rounds: Optional[int] = None
+    quiet_tools: bool = False
 
     def merged_over(self, defaults: "ChatOptions") -> "ChatOptions":
         """These options, with unset ones taken from ``defaults`` (``--param``
-        keys are merged, this cell's winning)."""
+        keys are merged, this cell's winning; ``--no-tools`` drops the default tools)."""
         values = {}
         for f in fields(self):
             mine = getattr(self, f.name)
@@ -63,6 +68,8 @@ class ChatOptions:
             values[f.name] = getattr(defaults, f.name) if unset else mine
         if self.params and defaults.params:
             values["params"] = {**defaults.params, **self.params}
+        if self.no_tools:
+            values["tools"] = None
         return ChatOptions(**values)
 
     def body_options(self) -> dict:
@@ -119,6 +126,16 @@ def chat_arguments(func):
         argument("--retries", metavar="N",
                  help="How often to send a request again that failed before its answer "
                       "started (default 2; 0: never)."),
+        argument("--tools", metavar="F,G",
+                 help="Functions of this notebook the model may call (names, comma-separated; "
+                      "obj.method works): openai, anthropic, ollama."),
+        argument("--no-tools", dest="no_tools", action="store_true",
+                 help="No tools for this cell (or, with %%chat use, from now on)."),
+        argument("--max-tool-rounds", dest="max_tool_rounds", metavar="N",
+                 help="How many times one answer may run tools and go back to the model "
+                      "(default 8)."),
+        argument("--quiet-tools", dest="quiet_tools", action="store_true",
+                 help="Show each tool call's line without a preview of its result."),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
@@ -155,6 +172,10 @@ def parse(magic_func, line: str) -> ChatOptions:
         images=args.image or None,
         context=_count(args.context, "--context"),
         retries=_count(args.retries, "--retries", lowest=0),
+        tools=_tools(args.tools),
+        no_tools=args.no_tools,
+        max_tool_rounds=_count(args.max_tool_rounds, "--max-tool-rounds"),
+        quiet_tools=args.quiet_tools,
     )
 
 
@@ -225,6 +246,15 @@ def _count(value: Optional[str], option: str, lowest: int = 1) -> Optional[int]:
         least = "above 0" if lowest == 1 else f"from {lowest} up"
         raise errors.UsageError(f"{option} must be a whole number {least}, not {value!r}")
     return int(value)
+
+
+def _tools(value: Optional[str]) -> Optional[str]:
+    """``--tools`` names, checked for form here and looked up when a cell runs."""
+    if value is None:
+        return None
+    from .tools import split_names
+
+    return ",".join(split_names(value))
 
 
 def _params(values) -> Optional[dict]:

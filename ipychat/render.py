@@ -4,7 +4,8 @@ Re-rendering the whole answer on every chunk costs O(n^2) bytes on the wire
 and floods IOPub (shared/DESIGN.md). A ``StreamView`` owns one display handle
 and publishes at most one update per ``interval``: the first chunk at once,
 later ones batched, a trailing flush so the last chunk is never held back,
-and a final flush when the answer ends, however it ends.
+and a final flush when the answer ends, however it ends. The tools an answer
+calls show as one line each (``calls.py``), folded under the text.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 from typing import Callable, Optional
 
+from .calls import NO_CALLS, TAG, Calls, call_head, call_line, call_tail
 from .markdown import safe_markdown, segment_end
 from .pacing import Pacer
 
@@ -34,21 +36,24 @@ SEGMENT_CHARS = 1_000_000
 
 
 def bundle(text: str, fmt: str, header: str = "", suffix: str = "", reasoning: str = "",
-           fold: str = "collapsed") -> dict:
+           fold: str = "collapsed", calls: Calls = NO_CALLS) -> dict:
     """The MIME bundle for ``text`` shown as ``fmt`` ("markdown" or "text"),
     after ``header`` (and a blank line) and the model's ``reasoning`` (shown
-    as ``fold`` says, one of ``REASONING_MODES``), and before ``suffix`` (a mark)."""
+    as ``fold`` says, one of ``REASONING_MODES``), and before the ``calls``
+    it made and ``suffix`` (a mark)."""
     head = f"{header}\n\n" if header else ""
     answering = bool(text)
     if fmt == "markdown":
         plain = _joined(head, reasoning_plain(reasoning, answering, fold), _plain_copy(text),
-                        suffix)
+                        calls.plain(text), suffix)
         section = reasoning_markdown(reasoning, answering, fold)
-        markdown = (safe_markdown(head, text, suffix) if not section else
-                    "".join([safe_markdown(head), section, safe_markdown(text, suffix)]))
+        if not (section or calls):
+            return {"text/markdown": safe_markdown(head, text, suffix), "text/plain": plain}
+        markdown = "".join([safe_markdown(head), section, safe_markdown(text),
+                            calls.markdown(text), safe_markdown(suffix)])
         return {"text/markdown": markdown, "text/plain": plain}
     return {"text/plain": _joined(head, reasoning_plain(reasoning, answering, fold), text,
-                                  suffix)}
+                                  calls.plain(text), suffix)}
 
 
 def reasoning_markdown(reasoning: str, answering: bool, fold: str) -> str:
@@ -116,13 +121,19 @@ class StreamView:
                  publish: Optional[Callable] = None, schedule: Optional[Callable] = None,
                  clock: Callable[[], float] = time.monotonic,
                  segment: Optional[int] = SEGMENT_CHARS, reasoning: str = "collapsed",
-                 stats: bool = True):
+                 stats: bool = True, previews: bool = True):
         self.fmt = fmt
         self.interval = interval
         self.header = header
         #: How reasoning is shown (``REASONING_MODES``); whether a stats line goes under.
         self.fold = reasoning
         self.stats = stats
+        #: Whether tool call lines show a preview of each result (``--quiet-tools``: no).
+        self.previews = previews
+        self._runs = []  # the tool calls shown, in order
+        self._notes = []
+        self._calls_open = False  # while a call is the latest thing: the section stays open
+        self._changes = 0  # tool lines and notes changed since start (they change in place)
         self._parts = []  # appended, not yet joined: ``text +=`` per chunk is O(n^2)
         self._text = ""
         self._thought = []  # reasoning, likewise
@@ -157,7 +168,35 @@ class StreamView:
 
     def append(self, text: str) -> None:
         self._parts.append(text)
+        self._calls_open = False
         self._due()
+
+    def tool(self, run) -> None:
+        """Show a tool call (``answer.ToolRun``) as it starts, and again once it ended.
+
+        A start is shown at once: a plain tool blocks the loop, so a timer
+        could not show it before the tool returns. Each call costs at most
+        that one extra update.
+        """
+        if not any(shown is run for shown in self._runs):
+            self._runs.append(run)
+        self._calls_open = True
+        self._changes += 1
+        if run.done:
+            self._due()
+        else:
+            self.flush()
+
+    def note(self, text: str) -> None:
+        """A line under the answer about it (a tool call that was not run, say)."""
+        self._notes.append(text)
+        self._changes += 1
+        self._due()
+
+    @property
+    def calls(self) -> Calls:
+        lines = tuple(call_line(run, self.previews) for run in self._runs)
+        return Calls(lines, self._calls_open, tuple(self._notes))
 
     def reason(self, text: str) -> None:
         """Add a piece of the model's thinking (shown above the answer)."""
@@ -183,11 +222,12 @@ class StreamView:
     def flush(self, suffix: str = "") -> None:
         started = self._pace.start()
         text, reasoning = self.text, self.reasoning
-        if text or reasoning:
+        if text or reasoning or self._runs:
             self._notice = ""  # the answer replaces the line
-        if (len(text), len(reasoning), suffix, self._notice) == self._shown:
+        shown = (len(text), len(reasoning), suffix, self._changes, self._notice)
+        if shown == self._shown:
             return
-        self._shown = (len(text), len(reasoning), suffix, self._notice)
+        self._shown = shown
         self._suffix = suffix
         self._seal_full_outputs(text)
         part = text if self._start == 0 else text[self._start:]
@@ -210,25 +250,28 @@ class StreamView:
         """Give each output that is full its last update; go on in a new one."""
         while self.segment and len(text) - self._start > self.segment:
             end = segment_end(text, self._start, self.segment)
-            self._publish(self._bundle(text[self._start:end]), self._handle)
+            self._publish(self._bundle(text[self._start:end], last=False), self._handle)
             self.updates += 1
             self._handle, self._start = None, end
 
-    def _bundle(self, part: str, suffix: str = "") -> dict:
-        """The first output carries the header and the reasoning; later ones only text."""
+    def _bundle(self, part: str, suffix: str = "", last: bool = True) -> dict:
+        """The first output carries the header and the reasoning, the last one
+        the tool calls (under the text)."""
+        calls = self.calls if last else NO_CALLS
         if self._start:
-            return bundle(part, self.fmt, "", suffix)
+            return bundle(part, self.fmt, "", suffix, calls=calls)
         if self._notice:
             line = f"*{self._notice}*" if self.fmt == "markdown" else self._notice
             return bundle(line, self.fmt, self.header)
-        return bundle(part, self.fmt, self.header, suffix, self.reasoning, self.fold)
+        return bundle(part, self.fmt, self.header, suffix, self.reasoning, self.fold, calls)
 
     def _trailing(self) -> None:
         if self._unshown():
             self.flush()
 
     def _unshown(self) -> bool:
-        return (len(self.text), len(self.reasoning), "", self._notice) != self._shown
+        return (len(self.text), len(self.reasoning), "", self._changes,
+                self._notice) != self._shown
 
 
 def _no_answer(mark: str, text: str) -> str:
@@ -257,14 +300,17 @@ class TerminalView:
     DIM, RESET = "\x1b[2m", "\x1b[0m"
 
     def __init__(self, header: str = "", stream=None, reasoning: str = "collapsed",
-                 stats: bool = True):
+                 stats: bool = True, previews: bool = True):
         self.header = header
         self.text = ""
         self.reasoning = ""
         self.fold = reasoning
         self.stats = stats
+        self.previews = previews
         self.updates = 0
         self._stream = stream or sys.stdout
+        self._open_call = None  # a call whose line waits for its end
+        self._after_call = False
 
     def start(self, placeholder: str = "") -> None:
         if self.header:
@@ -281,11 +327,30 @@ class TerminalView:
             self._write(f"{self.DIM}{text}{self.RESET}")
 
     def append(self, text: str) -> None:
+        if self._after_call:  # a blank line between the call lines and the text
+            self._write("\n")
+            self._after_call = False
         if not self.text and self.reasoning and self.fold != "hidden":
             self._write("\n\n")
         self.text += text
         self._write(text)
         self.updates += 1
+
+    def tool(self, run) -> None:
+        """A call's line: its name and arguments as it starts, what came of it
+        once it ended (a tool's own prints land in between)."""
+        if run.done and self._open_call is run:
+            self._write(f"{self.DIM}{call_tail(run, self.previews)}{self.RESET}\n")
+        elif run.done:
+            self._write(f"\n{self.DIM}{TAG}{call_line(run, self.previews)}{self.RESET}\n")
+        else:
+            self._write(f"\n{self.DIM}{TAG}{call_head(run)}{self.RESET}")
+        self._open_call = None if run.done else run
+        self._after_call = run.done
+        self.updates += 1
+
+    def note(self, text: str) -> None:
+        self._write(f"\n{self.DIM}(note: {text}){self.RESET}\n")
 
     def tick(self) -> None:
         pass

@@ -18,8 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import signal
 import threading
-from typing import List
+from typing import Callable, List, TypeVar
+
+T = TypeVar("T")
 
 # %%chat cells, and %chat fix (which streams an answer like a cell).
 _MAGIC_CALL = re.compile(r"^(\s*)(get_ipython\(\)\.run_cell_magic\(['\"]chat['\"],"
@@ -105,6 +108,33 @@ def wake_for_signals():
         yield
     finally:
         handle.cancel()
+
+
+def interruptible(call: Callable[[], T]) -> T:
+    """``call()`` with Python's own SIGINT handler while it runs (main thread only).
+
+    A plain function called from an awaited cell blocks the loop, so the
+    kernel's handler, which only schedules a cancel on that loop, could not
+    stop it: Interrupt would wait for the function to return. With the
+    default handler the function gets a ``KeyboardInterrupt`` where it runs
+    (a ``time.sleep`` wakes for it), which the caller must catch: one that
+    leaves an asyncio task stops the loop itself. The kernel's handler is
+    back as soon as the call ends, however it ends.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return call()  # signals land on the main thread only (a panel's subshell)
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None or previous is signal.SIG_IGN:  # set outside Python, or ignored
+        return call()
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return call()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, previous)  # it may have come before the finally ran
+        raise
 
 
 def background_tasks() -> set:

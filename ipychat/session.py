@@ -3,7 +3,8 @@
 The magic and the panel are thin shells over this: both build messages from
 a ``Conversation``, stream a provider's events into a view and an
 ``Answer``, and record the answer; only a complete one enters the history,
-and never its reasoning.
+and never its reasoning. An answer that used tools enters it with its calls
+and their results (``turn_messages``), so a follow-up can refer to them.
 
 Whoever watches a conversation (the panel) sees each answer of it start,
 grow and end, whichever shell asked: ``Conversation.live`` wraps the
@@ -17,11 +18,11 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import AsyncIterator, Callable, List, Optional
+from typing import AsyncIterator, Callable, List, Optional, Tuple
 
 from . import errors
 from .answer import COMPLETE, ERROR, INTERRUPTED, Answer, remember_last
-from .messages import Messages
+from .messages import Message, Messages
 from .pacing import Pacer
 
 #: Seconds between two "grew" notices of one answer, as between output updates.
@@ -57,7 +58,7 @@ class Conversation:
         if use_history:
             for turn in self._recent():
                 messages.append({"role": "user", "content": turn.prompt})
-                messages.append({"role": "assistant", "content": turn.text})
+                messages += turn_messages(turn)
         messages.append({"role": "user", "content": prompt})
         return messages
 
@@ -133,6 +134,29 @@ class Conversation:
         return len(self.turns)
 
 
+def turn_messages(answer: Answer) -> Messages:
+    """What follows an answer's question in the history: its text, or each of
+    its model turns with the tool calls it made and their results."""
+    if not answer.rounds:
+        return [{"role": "assistant", "content": answer.text}]
+    found: Messages = []
+    for turn in answer.rounds:
+        if not turn.calls:
+            found.append({"role": "assistant", "content": turn.text})
+            continue
+        found.append({"role": "assistant", "content": turn.text, "tool_calls": [
+            {"id": run.id, "name": run.name, "arguments": run.raw_arguments}
+            for run in turn.calls]})
+        found += [tool_result(run) for run in turn.calls]
+    return found
+
+
+def tool_result(run) -> Message:
+    failed = run.error is not None
+    return {"role": "tool", "tool_call_id": run.id, "name": run.name,
+            "content": run.error if failed else run.result, "is_error": failed}
+
+
 _default: Optional[Conversation] = None
 
 
@@ -195,6 +219,12 @@ class LiveView:
     def warn(self, line: str) -> None:
         self.view.warn(line)
 
+    def tool(self, run) -> None:
+        self.view.tool(run)
+
+    def note(self, text: str) -> None:
+        self.view.note(text)
+
     def _due(self) -> None:
         if self._pace.wait() <= 0:
             self._tell()
@@ -250,6 +280,12 @@ class Collector:
     def warn(self, line: str) -> None:
         """The panel puts a log warning in its status line, not here."""
 
+    def tool(self, run) -> None:
+        """Tool calls reach the panel with the answer (``Answer.tool_calls``)."""
+
+    def note(self, text: str) -> None:
+        pass
+
 
 def _joined(parts: list) -> str:
     """The parts as one text, kept joined: each piece is copied about once
@@ -266,18 +302,35 @@ class Interrupted(errors.ChatError):
 class Feed:
     """Takes one answer's events into its view and its ``Answer``: the one
     place that knows what each event kind means to the notebook (the async
-    ``stream_into`` and the magic's blocking path both use it)."""
+    ``stream_into``, the tool loop and the magic's blocking path all use it).
+
+    An answer may span several model turns (rounds) when it calls tools:
+    ``end_round`` hands over a turn's text and calls; the next turn's text
+    continues the same view after a paragraph break; usage adds up.
+    """
 
     def __init__(self, view, answer: Answer, clock=time.monotonic):
         self.view, self.answer, self.clock = view, answer, clock
         self.started = clock()
+        #: The tool calls the current model turn asked for.
+        self.calls: list = []
+        self._round_start = 0  # where the current turn's text begins in the view's text
+        self._next_round = False
+        self._usage: dict = {}  # the current turn's
 
     def take(self, event) -> None:
         kind = event.kind
         if kind == "text":
+            if self._next_round:
+                self._begin_round()
             self.view.append(event.text)
         elif kind == "reasoning":
             self.view.reason(event.text)
+        elif kind == "tool_call":  # run, if at all, once the turn has ended
+            self.calls.append(event)
+        elif kind == "note":
+            self.view.note(event.text)
+            return
         else:
             self._note(event)
             return
@@ -290,20 +343,43 @@ class Feed:
         if event.kind == "retry":
             self.view.notice(event.line())
         elif event.kind == "usage":
-            for key, value in event.as_dict().items():
-                if value is not None:
-                    self.answer.usage[key] = value
+            self._usage.update({k: v for k, v in event.as_dict().items() if v is not None})
         elif event.kind == "finish":
             self.answer.finish_reason = event.reason
 
+    def end_round(self) -> Tuple[str, list]:
+        """The current model turn's text and tool calls; the next turn starts."""
+        text = self.view.text[self._round_start:]
+        calls, self.calls = self.calls, []
+        self._add_usage()
+        self._next_round = True
+        return text, calls
+
+    def _begin_round(self) -> None:
+        self._next_round = False
+        shown = self.view.text
+        if shown and not shown.endswith("\n\n"):  # the turns read as paragraphs
+            self.view.append("\n" if shown.endswith("\n") else "\n\n")
+            shown = self.view.text
+        self._round_start = len(shown)
+
+    def _add_usage(self) -> None:
+        """Each model turn reports its own tokens: an answer costs their sum."""
+        for key, value in self._usage.items():
+            self.answer.usage[key] = (self.answer.usage.get(key) or 0) + value
+        self._usage = {}
+
     def done(self) -> None:
+        for call in self.calls:  # asked for with no tools offered: say so, run nothing
+            self.view.note(f"the model asked to call {call.name}, but no tools were offered: "
+                           "not run")
         self._end(COMPLETE)
         stats = self.answer.stats() if self.view.stats else ""
         self.view.finish(self.answer.mark(), stats)
 
     def fail(self, err: Optional[BaseException], describe=None) -> None:
         """End on a cancel (``err`` None), Ctrl-C or an error; mark the view."""
-        if err is None or isinstance(err, KeyboardInterrupt):
+        if err is None or isinstance(err, (KeyboardInterrupt, Interrupted)):
             self._end(INTERRUPTED, "interrupted")
             self.view.finish(errors_mark(None))
             return
@@ -312,6 +388,7 @@ class Feed:
 
     def _end(self, status: str, error: Optional[str] = None) -> None:
         answer = self.answer
+        self._add_usage()
         answer.text, answer.reasoning = self.view.text, self.view.reasoning
         if answer.duration_s is None:  # a replay keeps the recorded times
             answer.duration_s = self.clock() - self.started

@@ -97,16 +97,27 @@ class Target:
     def secrets(self) -> List[str]:
         return [secret for leg in self.legs for secret in leg.secrets()]
 
-    def stream(self, messages: Messages) -> AsyncIterator[Event]:
-        """The answer's events, from the one provider or the chain."""
+    def stream(self, messages: Messages, tools: Optional[list] = None) -> AsyncIterator[Event]:
+        """The answer's events, from the one provider or the chain; ``tools``:
+        the schemas of the tools offered (``ToolBox.schemas``)."""
         from .providers.adapt import stream_events
         from .providers.chain import ProviderChain
 
+        offered = {"tools": tools} if tools else {}
         if len(self.legs) == 1:
             leg = self.legs[0]
-            return stream_events(leg.provider, self.model, messages, **leg.kwargs)
+            return stream_events(leg.provider, self.model, messages, **leg.kwargs, **offered)
         chain = ProviderChain([(leg.provider, leg.kwargs) for leg in self.legs])
-        return chain.stream(self.model, messages)
+        return chain.stream(self.model, messages, **offered)
+
+    def check_tools(self) -> None:
+        """A one-line error, before anything is sent, unless every provider can call tools."""
+        from .providers.adapt import is_own
+        from .providers.base import TOOLS_HINT
+
+        for leg in self.legs:
+            if not (is_own(leg.provider) and leg.provider.takes_tools):
+                raise errors.UsageError(f"{leg.name} cannot call tools", hint=TOOLS_HINT)
 
 
 def resolve(spec: Optional[str], *, model: Optional[str] = None, options: Optional[dict] = None,

@@ -10,6 +10,7 @@ from aiohttp import web
 from IPython.testing.globalipapp import start_ipython
 
 from ipychat import errors
+from ipychat.render import TerminalView
 from ipychat.runner import AwaitChatCells
 from ipychat.targets import EMULATOR_NOTE
 from tests.support.matrix import client_sockets, until
@@ -226,3 +227,71 @@ def test_terminal_answers_are_logged_and_replayed(shell, magics, make_server, ca
     assert shell.run_cell(cell).success
     assert f"(not logged: file is not a database ({tmp_path / 'log.db'}))" in \
         capsys.readouterr().out
+
+
+# -- tools in the terminal --------------------------------------------------------
+
+@pytest.fixture
+def emulator():
+    from ipychat.emulator import EmulatorServer
+
+    with EmulatorServer(delay=0) as server:
+        yield server
+
+
+def test_tools_run_in_the_terminal_and_print_their_lines(shell, magics, emulator, capsys):
+    shell.run_cell("seen = []\n"
+                   "def get_weather(city: str) -> dict:\n"
+                   "    \"Weather for a city.\"\n"
+                   "    seen.append(city)\n"
+                   "    return {'temp': 21}\n"
+                   "async def get_time(zone: str):\n"
+                   "    raise ValueError('no clock')")
+    ask = "Weather? [[emulator call=get_weather,get_time args='[{\"city\": \"Paris\"}, " \
+          "{\"zone\": \"CET\"}]']]"
+    cell = f"%%chat -p openai --base-url {emulator.url}/v1 --tools get_weather,get_time --no-stats"
+    assert shell.run_cell(f"{cell}\n{ask}").success
+    out = capsys.readouterr().out
+    assert shell.user_ns["seen"] == ["Paris"]
+    dim, reset = TerminalView.DIM, TerminalView.RESET
+    assert out.startswith(f'\n{dim}[tool] get_weather(city="Paris"){reset}{dim} → {{"temp": 21}}'
+                          f'{reset}\n\n{dim}[tool] get_time(zone="CET"){reset}{dim} ✗ '
+                          f"ValueError: no clock{reset}\n\n**Emulator answer (openai)**")
+    assert "> get_weather: {\"temp\": 21}\n> get_time: Error: ValueError: no clock\n" in out
+    (turn,) = magics.conversation.turns
+    assert [run.name for run in turn.tool_calls] == ["get_weather", "get_time"]
+    shell.run_line_magic("chat", "history")
+    history = capsys.readouterr().out
+    assert 'tool: get_weather(city="Paris") → {"temp": 21}\n' in history
+    assert "tool: get_time(zone=\"CET\") ✗ ValueError: no clock\nassistant (OpenAIChat): " \
+           "**Emulator answer (openai)**" in history
+
+
+@pytest.mark.parametrize("cell, words", [
+    ("%%chat --tools nosuch\nhi", "no function 'nosuch' in the notebook"),
+    ("%%chat -p cromicle --tools double\nhi", "cromicle cannot call tools"),
+    ("%%chat -p openai,vitalentum --tools double\nhi", "vitalentum cannot call tools"),
+    ("%%chat -p openai --tools maker\nhi", "cannot read the signature of tool maker"),
+    ("%%chat -p openai --tools spread\nhi", "tool spread takes \\*values"),
+])
+def test_tools_that_cannot_be_offered_fail_before_sending(shell, magics, cell, words):
+    shell.run_cell("def double(x: int):\n    return 2 * x\n"
+                   "def spread(*values):\n    pass\nmaker = dict")
+    with pytest.raises(errors.UsageError, match=words):
+        magics._prepare(parse_cell(magics, cell), cell.split("\n", 1)[1])
+
+
+def parse_cell(magics, cell):
+    from ipychat.options import parse
+
+    return parse(magics.chat, cell.split("\n")[0][len("%%chat"):])
+
+
+def test_use_keeps_tools_and_no_tools_drops_them(shell, magics, capsys):
+    shell.run_cell("def f(x: int):\n    return x")
+    shell.run_line_magic("chat", "use --tools f --quiet-tools")
+    assert "tools=f" in capsys.readouterr().out and magics.defaults.tools == "f"
+    with pytest.raises(errors.UsageError, match="no function 'g'"):
+        shell.run_line_magic("chat", "use --tools g")
+    shell.run_line_magic("chat", "use --no-tools")
+    assert magics.defaults.tools is None and not magics.defaults.no_tools

@@ -3,7 +3,7 @@
 import pytest
 
 from ipychat.errors import ChatError, UsageError
-from ipychat.messages import check_messages, format_prompt, last_user_text
+from ipychat.messages import check_messages, folded, format_prompt, last_user_text
 
 
 def msg(role, content):
@@ -103,3 +103,30 @@ def test_check_messages_returns_a_list_of_the_same_dicts():
 )
 def test_last_user_text(messages, expected):
     assert last_user_text(messages) == expected
+
+
+CALLED = {"role": "assistant", "content": "Let me look.",
+          "tool_calls": [{"id": "c1", "name": "lookup", "arguments": '{"q": "x"}'}]}
+RESULT = {"role": "tool", "tool_call_id": "c1", "name": "lookup", "content": "42",
+          "is_error": False}
+
+
+def test_tool_calls_and_results_are_messages_too():
+    assert check_messages([msg("user", "q"), CALLED, RESULT]) == [msg("user", "q"), CALLED, RESULT]
+    for bad in ([{"id": "c1", "name": "lookup"}], "lookup", [{"id": 1, "name": "f",
+                                                             "arguments": "{}"}]):
+        with pytest.raises(UsageError, match="tool_calls that are not a list"):
+            check_messages([{**CALLED, "tool_calls": bad}])
+
+
+def test_folded_writes_tool_use_as_text_of_one_assistant_message():
+    failed = {**RESULT, "content": "KeyError: 'x'", "is_error": True}
+    messages = [msg("user", "q"), CALLED, RESULT, failed, msg("assistant", "It is 42."),
+                msg("user", "thanks")]
+    assert folded(messages) == [
+        msg("user", "q"),
+        msg("assistant", 'Let me look.\n[called lookup({"q": "x"})]\n[lookup returned: 42]\n'
+                         "[lookup raised: KeyError: 'x']\nIt is 42."),
+        msg("user", "thanks")]
+    plain = [msg("user", "q"), msg("assistant", "a")]
+    assert folded(plain) is plain

@@ -23,13 +23,15 @@ from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 
 from ipychat.emulator.reply import reply_text
+from ipychat.emulator.tooluse import Result
 from ipychat.targets import EMULATOR_NOTE
 from tests.support.kernel import this_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXPECTED = ["01-quickstart.ipynb", "02-providers.ipynb", "03-panel.ipynb",
-            "04-write-a-provider.ipynb", "05-notebook-context.ipynb", "06-log-and-replay.ipynb"]
+            "04-write-a-provider.ipynb", "05-notebook-context.ipynb", "06-log-and-replay.ipynb",
+            "07-tools.ipynb"]
 SPEC_NAME = "ipychat-notebooks"
 #: Variables that would send a notebook to a real service or change its defaults.
 UNSET = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENASSISTANT_SESSION_TOKEN",
@@ -312,3 +314,38 @@ def test_log_notebook_runs_again_with_replay_only(executed):
         assert REPLAYED.sub("", now) == REPLAYED.sub("", was), cell_id
     (pinned,) = shown(nb, "replay-off")
     assert pinned.endswith("(IPYCHAT_REPLAY=only holds for this run)")
+@runs_notebooks
+def test_tools_notebook_runs_the_functions_offline(executed):
+    nb = executed("07-tools.ipynb")
+    (schema,) = shown(nb, "schema")
+    assert "'description': \"Today's weather in a city.\"" in schema
+    assert "'enum': ['C', 'F'], 'default': 'C'" in schema
+    question = "What's the weather in Paris? [[emulator call=get_weather args='{\"city\": \"Paris\"}']]"
+    result = '{"city": "Paris", "temp": 21, "sky": "clear"}'
+    # The question, the turn that called, the result: three messages for the second turn.
+    answer = reply_text("openai", [{"role": "user", "content": question}, {}, {}],
+                        "gpt-4o-mini", [Result("get_weather", result)])
+    assert shown(nb, "weather") == [demo(answer) + f'\n\n[tool] get_weather(city="Paris") → '
+                                    f"{result}"]
+    assert shown(nb, "called") == ["[('get_weather', 'Paris', 'C')]"]
+    (two,) = shown(nb, "two-calls", "text/markdown")
+    assert ("<details><summary>2 tool calls</summary>\n\n```text\n"
+            'get_weather(city="Oslo", unit="F") → {"city": "Oslo", "temp": 70, "sky": "clear"}\n'
+            "stock(item=\"umbrella\") ✗ KeyError: 'umbrella'\n```\n\n</details>") in two
+    assert "> stock: Error: KeyError: 'umbrella'\n" in two  # what the model was sent
+    assert printed(nb, "last-result") == (
+        "get_weather {'city': 'Oslo', 'unit': 'F'} {\"city\": \"Oslo\", \"temp\": 70, "
+        "\"sky\": \"clear\"}\nstock {'item': 'umbrella'} KeyError: 'umbrella'\n")
+    (history,) = shown(nb, "history")
+    assert f'\ntool: get_weather(city="Paris") → {result}\nassistant (OpenAIChat): ' in history
+    (bad,) = shown(nb, "bad-args")
+    assert bad.endswith('[tool] get_weather(town="Paris") ✗ bad arguments for get_weather')
+    assert "'town' is not a parameter of get_weather" in bad  # the model got the reason
+    (limit,) = shown(nb, "limit")
+    lima = '[tool] get_weather(city="Lima") → {"city": "Lima", "temp": 21, "sky": "clear"}'
+    assert limit == demo(f"{lima}\n{lima}\n\n*(stopped after 2 tool rounds: raise the limit "
+                         "with --max-tool-rounds)*")
+    (again,) = shown(nb, "use-ask")
+    assert again.endswith('[tool] get_weather(city="Pune") → {"city": "Pune", "temp": 21, '
+                          '"sky": "clear"}')
+    assert shown(nb, "no-tools") == ["Defaults: provider=(zero-config)"]

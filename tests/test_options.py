@@ -51,6 +51,10 @@ def test_long_forms_and_defaults():
     ("--param stream=false", "--param cannot set 'stream'"),
     ("--param messages=[]", "--param cannot set 'messages'"),
     ("stray", "unrecognized arguments"),
+    ("--tools ''", "--tools needs at least one function name"),
+    ("--tools 'f, os.system()'", "--tools takes names like f or obj.method, not 'os.system()'"),
+    ("--tools obj._private", "--tools takes names like f or obj.method"),
+    ("--max-tool-rounds 0", "--max-tool-rounds must be a whole number above 0"),
 ])
 def test_bad_options_are_one_line_usage_errors(line, message):
     with pytest.raises(errors.UsageError) as caught:
@@ -95,3 +99,13 @@ def test_params_merge_over_defaults_cell_winning():
     defaults = p("--param top_p=0.9 --param seed=1 --max-tokens 10")
     cell = p("--param seed=2").merged_over(defaults)
     assert cell.params == {"top_p": 0.9, "seed": 2} and cell.max_tokens == 10
+
+
+def test_tool_options():
+    opts = p("--tools 'f, shop.price' --max-tool-rounds 3 --quiet-tools")
+    assert (opts.tools, opts.max_tool_rounds, opts.quiet_tools) == ("f,shop.price", 3, True)
+    kept = ChatOptions(tools="f", max_tool_rounds=2)
+    assert p("-t 1").merged_over(kept).tools == "f"
+    assert p("--tools g").merged_over(kept).tools == "g"
+    dropped = p("--no-tools").merged_over(kept)
+    assert dropped.tools is None and dropped.max_tool_rounds == 2

@@ -340,3 +340,86 @@ def test_terminal_view_dims_reasoning_then_prints_the_answer():
     view.append("Yes")
     view.finish()
     assert hidden.getvalue() == "Yes\n"
+
+
+# -- tool calls -----------------------------------------------------------------------
+
+def run_of(name="get_weather", arguments=None, **outcome):
+    from ipychat.answer import ToolRun
+
+    arguments = {"city": "Paris"} if arguments is None else arguments
+    return ToolRun("c1", name, arguments, "{}", **outcome)
+
+
+def test_a_call_shows_at_once_then_its_result_folded_under_the_text():
+    view, published, timers = make_view(fmt="text", interval=10)
+    view.start()
+    view.append("Checking.")
+    run = run_of()
+    view.tool(run)  # at once, whatever the interval: a plain tool may block the loop
+    assert published[-1] == 'Checking.\n\n[tool] get_weather(city="Paris") …'
+    run.result, run.seconds = '{"temp": 21, "sky": "clear"}', 0.2
+    view.tool(run)
+    view.append(" It is 21.")
+    view.finish()
+    assert published[-1] == ('Checking. It is 21.\n\n[tool] get_weather(city="Paris") → '
+                             '{"temp": 21, "sky": "clear"}')
+    assert len(published) == 4  # start, the call, the final flush (the end was coalesced)
+
+
+def test_the_section_is_open_while_calls_are_the_latest_thing():
+    view, published, _ = make_view(interval=0)
+    view._publish = lambda data, handle: published.append(data) or "h"
+    view.start()
+    view.append("Text.")
+    view.tool(run_of(result="1"))
+    assert "<details open><summary>1 tool call</summary>" in published[-1]["text/markdown"]
+    view.append(" More.")
+    assert "<details><summary>1 tool call</summary>" in published[-1]["text/markdown"]
+
+
+def test_tool_lines_cannot_escape_their_code_block():
+    hostile = "``` </details><script>alert(1)</script> ````"
+    view, published, _ = make_view(interval=0)
+    view._publish = lambda data, handle: published.append(data) or "h"
+    view.start()
+    view.append("An open block:\n```python\nx = 1\n")
+    view.tool(run_of(arguments=hostile, error=hostile))
+    markdown = published[-1]["text/markdown"]
+    assert markdown.startswith("An open block:\n```python\nx = 1\n```\n\n<details open>")
+    assert "\n`````text\nget_weather(``` </details>" in markdown
+    assert markdown.endswith("````\n`````\n\n</details>")
+
+
+def test_quiet_tools_keep_the_call_lines_without_previews():
+    view, published, _ = make_view(fmt="text", interval=0, previews=False)
+    view.start()
+    view.tool(run_of(result="a long result"))
+    view.tool(run_of("get_time", {}, error="ValueError: no clock"))
+    view.note("something")
+    assert published[-1] == ('[tool] get_weather(city="Paris") ✓\n[tool] get_time() ✗ '
+                             "ValueError\n(note: something)")
+
+
+def test_previews_are_one_line_and_short():
+    from ipychat.calls import PREVIEW_CHARS, call_line
+
+    line = call_line(run_of(arguments="not json at all", result="line one\nline two " * 50))
+    assert line.startswith("get_weather(not json at all) → line one line two line one")
+    assert "\n" not in line and len(line.split(" → ")[1]) == PREVIEW_CHARS
+
+
+def test_terminal_view_prints_each_call_as_it_starts_and_ends():
+    out = io.StringIO()
+    view = TerminalView(stream=out, stats=False)
+    dim, reset = TerminalView.DIM, TerminalView.RESET
+    run = run_of()
+    view.tool(run)
+    out.write("printed by the tool\n")
+    run.result = "21"
+    view.tool(run)
+    bad = run_of("f", {}, error="bad arguments for f: 'x' is required")
+    view.tool(bad)
+    assert out.getvalue() == (f'\n{dim}[tool] get_weather(city="Paris"){reset}printed by the '
+                              f"tool\n{dim} → 21{reset}\n\n{dim}[tool] f() ✗ bad arguments for "
+                              f"f: 'x' is required{reset}\n")

@@ -270,3 +270,45 @@ def test_unwatch_stops_the_notices():
     unwatch()  # twice is harmless
     chat.reset()
     assert heard == ["reset"]
+
+
+# -- answers over several model turns (tools) ------------------------------------
+
+def test_a_turn_that_used_tools_enters_the_history_with_its_calls_and_results():
+    from ipychat.answer import Round, ToolRun
+
+    ok = ToolRun("c1", "lookup", {"q": "x"}, '{"q": "x"}', result="42", seconds=0.1)
+    failed = ToolRun("c2", "lookup", "{bad", "{bad", error="bad arguments for lookup: ...")
+    answer = done("q", "Looking.\n\nIt is 42.")
+    answer.rounds = [Round("Looking.", [ok, failed]), Round("It is 42.")]
+    chat = Conversation()
+    chat.record(answer)
+    assert chat.messages_for("next") == [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "Looking.", "tool_calls": [
+            {"id": "c1", "name": "lookup", "arguments": '{"q": "x"}'},
+            {"id": "c2", "name": "lookup", "arguments": "{bad"}]},
+        {"role": "tool", "tool_call_id": "c1", "name": "lookup", "content": "42",
+         "is_error": False},
+        {"role": "tool", "tool_call_id": "c2", "name": "lookup",
+         "content": "bad arguments for lookup: ...", "is_error": True},
+        {"role": "assistant", "content": "It is 42."},
+        {"role": "user", "content": "next"}]
+    assert answer.tool_calls == [ok, failed] and "2 tool calls" in answer.stats()
+
+
+def test_feed_joins_turns_into_paragraphs_and_adds_their_usage():
+    from ipychat.events import ToolCall
+    from ipychat.session import Feed
+
+    view, answer = FakeView(), Answer("q", "P")
+    feed = Feed(view, answer, Clock())
+    for event in (Text("Let me look."), ToolCall("c1", "f", "{}"), Usage(10, 3)):
+        feed.take(event)
+    assert feed.end_round() == ("Let me look.", [ToolCall("c1", "f", "{}")])
+    for event in (Usage(20, None), Text("Found"), Text(" it."), Usage(None, 4)):
+        feed.take(event)
+    assert feed.end_round() == ("Found it.", [])
+    feed.done()
+    assert answer.text == "Let me look.\n\nFound it."
+    assert answer.usage == {"input_tokens": 30, "output_tokens": 7}

@@ -1,6 +1,8 @@
 """Anthropic Messages (``POST /v1/messages``): typed SSE events when streamed,
 one message object otherwise. Reasoning is a ``thinking`` content block
-(index 0, closed by a ``signature_delta``) before the ``text`` block."""
+(index 0, closed by a ``signature_delta``) before the ``text`` block; tool
+calls are ``tool_use`` blocks after them, their input in ``input_json_delta``
+pieces."""
 
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ from typing import List, Optional
 
 from aiohttp import web
 
-from ..messages import last_user_text
-from .inbound import BadRequest, flag_field, json_object, message_list, rejecting
-from .plan import Asked
-from .reply import content_text
+from .inbound import (BadRequest, anthropic_state, flag_field, json_object, message_list,
+                      rejecting)
+from .plan import Asked, argument_pieces
+from .reply import content_text, question_text
 from .wire import Framing, Turn, answer, dumps, sse
 
 ROLES = ("user", "assistant")
@@ -46,7 +48,7 @@ def event(kind: str, **fields) -> bytes:
 
 
 class AnthropicFraming(Framing):
-    stop_word, length_word = "end_turn", "max_tokens"
+    stop_word, length_word, tool_word = "end_turn", "max_tokens", "tool_use"
     has_whole = True
 
     def __init__(self, model: str, messages=()):
@@ -65,14 +67,29 @@ class AnthropicFraming(Framing):
 
     @property
     def has_text_block(self) -> bool:
-        """A limit that ends the answer inside the thinking leaves no text block."""
-        return bool(self.plan.pieces) or not self.plan.reasoning
+        """A limit that ends the answer inside the thinking leaves no text block,
+        and a turn that only calls tools has none."""
+        return bool(self.plan.pieces) or not (self.plan.reasoning or self.plan.calls)
+
+    def tool_blocks(self) -> List[bytes]:
+        """Each call: a ``tool_use`` block, its input piece by piece, its stop."""
+        frames = []
+        first = self.text_index + (1 if self.has_text_block else 0)
+        for index, call in enumerate(self.plan.calls, first):
+            frames.append(event("content_block_start", index=index, content_block={
+                "type": "tool_use", "id": call.id, "name": call.name, "input": {}}))
+            frames += [event("content_block_delta", index=index,
+                             delta={"type": "input_json_delta", "partial_json": piece})
+                       for piece in argument_pieces(call)]
+            frames.append(event("content_block_stop", index=index))
+        return frames
 
     def head(self) -> List[bytes]:
         first = ({"type": "thinking", "thinking": ""} if self.plan.reasoning
-                 else {"type": "text", "text": ""})
-        return [event("message_start", message=self.message([], None, 1)),
-                event("content_block_start", index=0, content_block=first),
+                 else {"type": "text", "text": ""} if self.has_text_block else None)
+        start = [] if first is None else [event("content_block_start", index=0,
+                                                content_block=first)]
+        return [event("message_start", message=self.message([], None, 1)), *start,
                 event("ping")]
 
     def reasoning(self, piece: str) -> bytes:
@@ -96,7 +113,7 @@ class AnthropicFraming(Framing):
     def tail(self) -> List[bytes]:
         stop = [event("content_block_stop", index=self.text_index)] \
             if self.has_text_block else []
-        return stop + [event("message_delta",
+        return stop + self.tool_blocks() + [event("message_delta",
                              delta={"stop_reason": self.plan.finish, "stop_sequence": None},
                              usage={"output_tokens": self.plan.output_tokens})]
 
@@ -121,6 +138,9 @@ class AnthropicFraming(Framing):
                             "signature": signature(plan.thinking)})
         if self.has_text_block:
             content.append({"type": "text", "text": plan.text})
+        content += [{"type": "tool_use", "id": c.id, "name": c.name,
+                     "input": c.as_object() if isinstance(c.as_object(), dict) else {}}
+                    for c in plan.calls]
         return dumps(self.message(content, plan.finish, plan.output_tokens))
 
     @classmethod
@@ -168,11 +188,16 @@ def check_headers(request: web.Request) -> None:
 
 
 def checked_messages(raw) -> list:
-    for i, message in enumerate(raw if isinstance(raw, list) else []):
+    raw = raw if isinstance(raw, list) else []
+    for i, message in enumerate(raw):
         if isinstance(message, dict) and message.get("role") == "system":
             raise BadRequest(
                 f'messages.{i}.role: Unexpected role "system". The Messages API accepts a '
                 'top-level `system` parameter, not "system" as an input message role.')
+        if isinstance(message, dict) and message.get("content") in ("", []) \
+                and i < len(raw) - 1:
+            raise BadRequest(f"messages.{i}: all messages must have non-empty content except "
+                             "for the optional final assistant message")
     return message_list(raw, ROLES)
 
 
@@ -188,13 +213,14 @@ async def messages_endpoint(request: web.Request) -> web.StreamResponse:
         raise BadRequest("max_tokens: Field required (a whole number of at least 1)")
     system = system_text(data.get("system"))
     messages = checked_messages(data.get("messages"))
+    tools = anthropic_state(data)
     stream = flag_field(data, "stream", False)
     if not known_model(model):
         raise BadRequest(f"model: {model}", status=404)
     everything = ([{"role": "system", "content": system}] if system else []) + messages
     asked = Asked(reasoning=thinking_asks(data.get("thinking"), max_tokens), limit=max_tokens)
     turn = Turn("anthropic", everything, model, AnthropicFraming(model, everything), stream,
-                directive_source=last_user_text(messages), asked=asked)
+                directive_source=question_text(messages), asked=asked, tools=tools)
     return await answer(request, turn)
 
 

@@ -26,6 +26,13 @@ the request's token limit), no_usage (no usage chunk even when asked),
 reject_stream_options (HTTP 400 to an OpenAI request carrying
 ``stream_options``), whole (a streaming request gets the non-streamed JSON
 where the protocol has one: the OpenAI shapes, Anthropic, Ollama).
+
+Tools (OpenAI, Anthropic, Ollama; ``tooluse.py``): call=NAME[,NAME...] or
+call=* (answer with calls to tools the request offers), args=JSON (their
+arguments, sent as given; a JSON array gives each call its own; default:
+derived from each tool's schema), rounds=N (call again until N model turns
+with calls followed the question; default 1), then the answer quotes the
+results it was sent.
 """
 
 from __future__ import annotations
@@ -82,6 +89,9 @@ class Faults:
     should_retry: Optional[bool] = None
     reset: bool = False
     times: int = 0
+    call: Optional[str] = None
+    args: Optional[str] = None
+    rounds: int = 1
     #: Set by the server, not by users: this request answers the model-missing quirk.
     quirk: bool = False
 
@@ -140,6 +150,18 @@ def _think_form(value) -> str:
     return value
 
 
+def _rounds(value) -> int:
+    number = _count(1000)(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def _text(value) -> str:
+    """Text as given, or JSON for a value that came as JSON (``POST /_emulator/faults``)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _flag(value) -> bool:
     if isinstance(value, bool):
         return value
@@ -156,6 +178,7 @@ CONVERTERS = {
     "model_missing": _count(1000), "status": _status, "body": str,
     "reasoning": _count(100_000), "think_form": _think_form, "finish": _word,
     "retry_after": _word, "retry_after_ms": _count(3_600_000), "times": _count(1000),
+    "call": _word, "args": _text, "rounds": _rounds,
     **{flag: _flag for flag in FLAGS},
 }
 

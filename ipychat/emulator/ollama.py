@@ -1,7 +1,8 @@
 """Ollama's native API under ``/ollama`` (``/api/chat`` is OpenAssistant's here):
 ``POST /ollama/api/chat`` answers newline-delimited JSON, ``GET /ollama/api/tags``.
 Reasoning (asked by ``think``) goes in ``message.thinking`` lines before the
-content lines; ``options.num_predict`` limits the answer."""
+content lines; ``options.num_predict`` limits the answer. Tool calls come
+whole, in one ``message.tool_calls`` line, arguments as objects, no ids."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import List, Optional
 
 from aiohttp import web
 
-from ..messages import last_user_text
-from .inbound import BadRequest, flag_field, json_object, message_list, rejecting
+from .inbound import (BadRequest, flag_field, json_object, message_list, ollama_state,
+                      rejecting)
 from .plan import Asked
+from .reply import question_text
 from .wire import Framing, Turn, answer, dumps
 
 PREFIX = "/ollama"
@@ -37,14 +39,20 @@ def line(value) -> bytes:
 class NDJSONFraming(Framing):
     content_type = "application/x-ndjson"
     has_whole = True
+    tool_word = "stop"  # Ollama has no word of its own for a turn that called tools
 
     def __init__(self, model: str, messages=()):
         self.model = model
 
-    def message_line(self, content: str, done: bool, thinking: Optional[str] = None) -> dict:
+    def message_line(self, content: str, done: bool, thinking: Optional[str] = None,
+                     calls: bool = False) -> dict:
         message = {"role": "assistant", "content": content}
         if thinking is not None:
             message["thinking"] = thinking
+        if calls:
+            message["tool_calls"] = [{"function": {"index": i, "name": c.name,
+                                                   "arguments": c.as_object()}}
+                                     for i, c in enumerate(self.plan.calls)]
         return {"model": self.model, "created_at": CREATED_AT, "message": message,
                 "done": done}
 
@@ -54,10 +62,13 @@ class NDJSONFraming(Framing):
     def text(self, piece: str) -> bytes:
         return line(self.message_line(piece, False))
 
-    def final(self, content: str, thinking: Optional[str] = None) -> dict:
+    def tail(self) -> List[bytes]:
+        return [line(self.message_line("", False, calls=True))] if self.plan.calls else []
+
+    def final(self, content: str, thinking: Optional[str] = None, calls: bool = False) -> dict:
         # Durations in nanoseconds, as Ollama reports them; fixed so answers are reproducible.
         plan = self.plan
-        return {**self.message_line(content, True, thinking), "done_reason": plan.finish,
+        return {**self.message_line(content, True, thinking, calls), "done_reason": plan.finish,
                 "total_duration": 1_000_000, "load_duration": 100_000,
                 "prompt_eval_count": plan.input_tokens, "prompt_eval_duration": 200_000,
                 "eval_count": plan.output_tokens, "eval_duration": 700_000}
@@ -77,7 +88,8 @@ class NDJSONFraming(Framing):
 
     def whole(self) -> bytes:
         plan = self.plan
-        return dumps(self.final(plan.text, plan.thinking if plan.reasoning else None))
+        return dumps(self.final(plan.text, plan.thinking if plan.reasoning else None,
+                                bool(plan.calls)))
 
     @classmethod
     def error_body(cls, status: int, message: str):
@@ -107,7 +119,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return loaded(model)
     messages = message_list(data["messages"], ROLES)
     turn = Turn("ollama", messages, model, NDJSONFraming(model, messages), stream,
-                directive_source=last_user_text(messages), asked=asked)
+                directive_source=question_text(messages), asked=asked, tools=ollama_state(data))
     return await answer(request, turn)
 
 

@@ -12,11 +12,12 @@ from typing import List, Optional
 
 from aiohttp import web
 
-from ..messages import last_user_text
 from . import anthropic
 from .inbound import (BadRequest, flag_field, json_object, limit_field, message_list,
-                      rejecting, text_field)
-from .plan import Asked
+                      openai_state, rejecting, text_field)
+from .plan import Asked, argument_pieces
+from .reply import question_text
+from .tooluse import ToolState
 from .wire import Framing, Turn, answer, dumps, sse
 
 MODELS = ("gpt-3.5-turbo", "gpt-4", "gpt-4o", "gpt-4o-mini", "emulator")
@@ -63,7 +64,9 @@ class OpenAIFraming(Framing):
         return chunk
 
     def head(self) -> List[bytes]:
-        return [sse(self.chunk({"role": "assistant", "content": ""}))]
+        # A turn that only calls tools has no content, as OpenAI says it: null.
+        content = None if self.plan.calls and not self.plan.pieces else ""
+        return [sse(self.chunk({"role": "assistant", "content": content}))]
 
     def reasoning(self, piece: str) -> bytes:
         return sse(self.chunk({REASONING_KEYS[self.plan.form]: piece}))
@@ -71,8 +74,20 @@ class OpenAIFraming(Framing):
     def text(self, piece: str) -> bytes:
         return sse(self.chunk({"content": piece}))
 
+    def calls(self) -> List[bytes]:
+        """Each call: its id and name first, then its arguments piece by piece."""
+        frames = []
+        for index, call in enumerate(self.plan.calls):
+            first = {"index": index, "id": call.id, "type": "function",
+                     "function": {"name": call.name, "arguments": ""}}
+            frames.append(sse(self.chunk({"tool_calls": [first]})))
+            frames += [sse(self.chunk({"tool_calls": [
+                {"index": index, "function": {"arguments": piece}}]}))
+                for piece in argument_pieces(call) if piece]
+        return frames
+
     def tail(self) -> List[bytes]:
-        frames = [sse(self.chunk({}, self.plan.finish))]
+        frames = self.calls() + [sse(self.chunk({}, self.plan.finish))]
         if self.plan.usage:
             frames.append(sse({**self.envelope("chat.completion.chunk"), "choices": [],
                                "usage": self.usage()}))
@@ -106,6 +121,10 @@ class OpenAIFraming(Framing):
     def whole(self) -> bytes:
         plan = self.plan
         message = {"role": "assistant", "content": plan.text, "refusal": None}
+        if plan.calls:
+            message["content"] = plan.text or None
+            message["tool_calls"] = [{"id": c.id, "type": "function", "function": {
+                "name": c.name, "arguments": c.arguments}} for c in plan.calls]
         if plan.reasoning and plan.form == "tags":
             message["content"] = plan.thinking + plan.text
         elif plan.reasoning:
@@ -142,8 +161,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if model not in MODELS:
         return model_missing(model)
     protocol = "lockchat" if is_lockchat(request) else "openai"
+    tools = openai_state(data) if protocol == "openai" else ToolState()
     turn = Turn(protocol, messages, model, OpenAIFraming(model, messages), stream,
-                directive_source=last_user_text(messages), asked=asked(data, protocol))
+                directive_source=question_text(messages), asked=asked(data, protocol),
+                tools=tools)
     return await answer(request, turn)
 
 

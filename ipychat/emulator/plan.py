@@ -4,7 +4,10 @@ token limit, the finish reason and the token counts.
 
 Counting is a deterministic stand-in for tokens: input tokens are the words
 of the messages (``reply.word_count``), output tokens the pieces actually
-sent, reasoning and answer (one piece is one token).
+sent, reasoning, answer and tool call arguments (one piece is one token).
+
+A turn that calls tools (``tooluse.planned_calls``) carries no answer text:
+its calls take the text's place, and its finish is the protocol's tool word.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from .faults import THINK_FORMS, Faults
-from .reply import (DEFAULT_REASONING, answer_pieces, reasoning_pieces, tagged_pieces,
-                    word_count)
+from .reply import (DEFAULT_REASONING, answer_pieces, reasoning_pieces, split_pieces,
+                    tagged_pieces, word_count)
 
 #: The protocols with a wire form for reasoning (Lockchat and Vitalentum are
 #: OpenAI-shaped but never had one).
@@ -50,6 +53,8 @@ class Plan:
     output_tokens: int = 0
     #: Send OpenAI's streamed usage chunk.
     usage: bool = False
+    #: Tool calls (``tooluse.PlannedCall``) instead of answer text.
+    calls: tuple = ()
 
     @property
     def text(self) -> str:
@@ -69,19 +74,27 @@ def reasoning_words(protocol: str, asked: Asked, faults: Faults) -> int:
     return DEFAULT_REASONING if asked.reasoning else 0
 
 
-def make_plan(turn, faults: Faults) -> Plan:
-    """The plan for ``turn`` (``wire.Turn``) under ``faults``."""
+def argument_pieces(call) -> list:
+    """A call's arguments as streamed: cut like answer text, so split across chunks."""
+    return split_pieces(call.arguments) or [""]
+
+
+def make_plan(turn, faults: Faults, calls: tuple = ()) -> Plan:
+    """The plan for ``turn`` (``wire.Turn``) under ``faults``, making ``calls``."""
     form = faults.think_form or THINK_FORMS[0]
     reasoning = reasoning_pieces(reasoning_words(turn.protocol, turn.asked, faults))
     if form == "tags":
         reasoning = tagged_pieces(reasoning, faults.split_tags)
-    pieces = answer_pieces(turn.protocol, turn.messages, turn.model, faults)
+    pieces = [] if calls else answer_pieces(turn.protocol, turn.messages, turn.model, faults,
+                                            turn.tools.results)
     limit = None if faults.no_limit else turn.asked.limit
     cut = limit is not None and len(reasoning) + len(pieces) > limit
     if cut:  # the reasoning comes first, so it is what a small limit keeps
         reasoning = reasoning[:limit]
         pieces = pieces[:limit - len(reasoning)]
     framing = turn.framing
-    finish = faults.finish or (framing.length_word if cut else framing.stop_word)
-    return Plan(tuple(reasoning), tuple(pieces), form, finish, word_count(turn.messages),
-                len(reasoning) + len(pieces), turn.asked.include_usage and not faults.no_usage)
+    stop = framing.tool_word if calls else framing.stop_word
+    finish = faults.finish or (framing.length_word if cut else stop)
+    sent = len(reasoning) + len(pieces) + sum(len(argument_pieces(c)) for c in calls)
+    return Plan(tuple(reasoning), tuple(pieces), form, finish, word_count(turn.messages), sent,
+                turn.asked.include_usage and not faults.no_usage, tuple(calls))

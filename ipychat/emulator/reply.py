@@ -52,12 +52,31 @@ def blockquote(text: str) -> str:
     return "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
 
 
-def reply_text(protocol: str, messages, model: Optional[str] = None) -> str:
-    """The full answer to a request of ``protocol`` carrying ``messages``."""
+def question_text(messages) -> str:
+    """The last user message that says something: a user message holding only
+    tool results (Anthropic's form) is no question."""
+    for message in reversed(messages):
+        if message.get("role") == "user" and content_text(message.get("content")):
+            return content_text(message["content"])
+    return last_user_text(messages)
+
+
+def results_lines(results) -> List[str]:
+    """The tool results an answer quotes (``tooluse.Result``), or none."""
+    if not results:
+        return []
+    quoted = "\n".join(f"{r.name}{' (error)' if r.is_error else ''}: {r.content}"
+                       for r in results)
+    return ["Tool results received:", "", blockquote(quoted), ""]
+
+
+def reply_text(protocol: str, messages, model: Optional[str] = None, results=()) -> str:
+    """The full answer to a request of ``protocol`` carrying ``messages`` (and
+    the tool ``results`` sent since its question)."""
     if protocol in FLATTENED:
         label, quoted = "The prompt as received:", format_prompt(messages)
     else:
-        label, quoted = "The last user message:", last_user_text(messages)
+        label, quoted = "The last user message:", question_text(messages)
     count = len(messages)
     lines = [
         f"**Emulator answer ({protocol})**",
@@ -70,6 +89,7 @@ def reply_text(protocol: str, messages, model: Optional[str] = None) -> str:
         "",
         blockquote(quoted),
         "",
+        *results_lines(results),
         CLOSING,
     ]
     return "\n".join(lines)
@@ -80,12 +100,13 @@ def split_pieces(text: str) -> List[str]:
     return _PIECE.findall(text)
 
 
-def answer_pieces(protocol: str, messages, model: Optional[str], faults=None) -> List[str]:
+def answer_pieces(protocol: str, messages, model: Optional[str], faults=None,
+                  results=()) -> List[str]:
     """The text pieces a request gets, given its faults (``faults.Faults`` or None)."""
     if faults is not None and faults.chunks is not None:
         pieces = [FILLER] * faults.chunks
     else:
-        text = reply_text(protocol, messages, model)
+        text = reply_text(protocol, messages, model, results)
         if faults is not None and faults.split_utf8:
             text += "\n\n" + UTF8_SAMPLE
         pieces = split_pieces(text)
@@ -131,9 +152,10 @@ def _bounds(pieces: List[str]) -> set:
     return ends
 
 
-def answer_text(protocol: str, messages, model: Optional[str], faults=None) -> str:
+def answer_text(protocol: str, messages, model: Optional[str], faults=None,
+                results=()) -> str:
     """The whole text of ``answer_pieces``: what a client should show."""
-    return "".join(answer_pieces(protocol, messages, model, faults))
+    return "".join(answer_pieces(protocol, messages, model, faults, results))
 
 
 def unflatten(prompt: str) -> List[dict]:

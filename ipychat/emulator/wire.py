@@ -18,6 +18,7 @@ from aiohttp import web
 from .faults import FaultBook, FaultError, Faults, parse_directives
 from .plan import Asked, Plan, make_plan
 from .requestlog import Recorded, RequestLog
+from .tooluse import ToolState, planned_calls
 
 #: Stands for the invalid bytes while a frame is built as text.
 _INVALID_MARK = "@@emulator-invalid-utf8@@"
@@ -71,8 +72,8 @@ class Framing:
     frame is made, so a framing's methods read its pieces, finish word and counts."""
 
     content_type = "text/event-stream"
-    #: The protocol's finish words for a normal end and for a cut by the token limit.
-    stop_word, length_word = "stop", "length"
+    #: The protocol's finish words for a normal end, a cut by the token limit, tool calls.
+    stop_word, length_word, tool_word = "stop", "length", "tool_calls"
     #: Whether the protocol has a non-streamed JSON answer (``whole()``).
     has_whole = False
     plan: Plan = Plan()
@@ -96,7 +97,7 @@ class Framing:
         raise NotImplementedError
 
     def tail(self) -> List[bytes]:
-        """Closing frames that are not the end marker."""
+        """Closing frames that are not the end marker (tool calls among them)."""
         return []
 
     def end(self) -> List[bytes]:
@@ -139,6 +140,7 @@ class Turn:
     stream: bool = True
     directive_source: str = ""
     asked: Asked = field(default_factory=Asked)
+    tools: ToolState = field(default_factory=ToolState)
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,10 @@ async def answer(request: web.Request, turn: Turn) -> web.StreamResponse:
         return error_response(turn.framing, 400, f"bad emulator directive: {err}")
     faults = state.faults.take(directive, turn.messages)
     state.log.note(request[RECORD], faults=faults.active())
+    try:
+        calls = planned_calls(turn.tools, faults)
+    except FaultError as err:
+        return error_response(turn.framing, 400, f"bad emulator directive: {err}")
     if faults.stall_first:
         await asyncio.sleep(faults.stall_first)
     streamed = turn.stream and not (faults.whole and turn.framing.has_whole)
@@ -312,7 +318,7 @@ async def answer(request: web.Request, turn: Turn) -> web.StreamResponse:
     if faults.empty:
         return web.Response(status=200, body=b"",
                             headers={"Content-Type": turn.framing.content_type})
-    response, steps = planned(turn, faults, state.delay, streamed)
+    response, steps = planned(turn, faults, state.delay, streamed, calls)
     try:
         await response.prepare(request)
         await perform(request, response, steps, faults.split_utf8)
@@ -324,10 +330,10 @@ async def answer(request: web.Request, turn: Turn) -> web.StreamResponse:
     return response
 
 
-def planned(turn: Turn, faults: Faults, delay: float,
-            streamed: bool) -> Tuple[web.StreamResponse, List[Step]]:
+def planned(turn: Turn, faults: Faults, delay: float, streamed: bool,
+            calls: tuple = ()) -> Tuple[web.StreamResponse, List[Step]]:
     """The response to prepare and the steps that write its body."""
-    turn.framing.bind(make_plan(turn, faults))
+    turn.framing.bind(make_plan(turn, faults, calls))
     if streamed:
         delay = delay if faults.delay is None else faults.delay
         steps = stream_steps(turn.framing, faults, delay, turn.model)

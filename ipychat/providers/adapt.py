@@ -24,8 +24,8 @@ from typing import AsyncIterator, Callable, Iterable
 
 from .. import errors
 from ..events import Event, from_foreign
-from ..messages import check_messages, has_images
-from .base import CONTROL_ARGS, IMAGE_HINT, HTTPProvider
+from ..messages import check_messages, folded, has_images
+from .base import CONTROL_ARGS, IMAGE_HINT, TOOLS_HINT, HTTPProvider
 
 #: Our control arguments: never handed to a foreign class unless it names them.
 HELD_BACK = (*CONTROL_ARGS, "api_key_env")
@@ -88,7 +88,9 @@ async def stream_events(provider, model, messages, **kwargs) -> AsyncIterator[Ev
     if has_images(messages) and not getattr(provider, "takes_images", False):
         raise errors.UsageError(f"{label_of(provider)} does not say it can see images",
                                 hint="A class that can sets takes_images = True. " + IMAGE_HINT)
-    events = foreign_events(provider, model, messages, kwargs)
+    if kwargs.pop("tools", None):  # we run tools only where we read the protocol ourselves
+        raise errors.UsageError(f"{label_of(provider)} cannot call tools", hint=TOOLS_HINT)
+    events = foreign_events(provider, model, folded(messages), kwargs)
     async with contextlib.aclosing(events):
         try:
             async for event in events:

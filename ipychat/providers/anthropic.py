@@ -6,14 +6,20 @@ The text arrives in ``content_block_delta`` events whose delta is a
 stopped; ``message_stop`` ends the answer; an ``error`` event reports a
 failure mid-stream. Other event types (``ping``, ``signature_delta``, new
 ones) are ignored, as Anthropic's versioning policy asks clients to do.
+
+A tool call is a ``tool_use`` content block whose input arrives as
+``input_json_delta`` pieces; it becomes one ``ToolCall`` at its
+``content_block_stop``. Results go back as ``tool_result`` blocks (with
+``is_error`` when the tool raised) in the next user message.
 """
 
 from __future__ import annotations
 
-from typing import List, Optional
+import json
+from typing import Dict, List, Optional
 
 from .. import errors
-from ..events import Event, Reasoning, Text, finish, usage
+from ..events import Event, Reasoning, Text, ToolCall, finish, usage
 from ..messages import text_of
 from ..streams import sse_events
 from .base import HTTPProvider
@@ -38,7 +44,7 @@ def headers(call: Call) -> dict:
 
 def request_body(call: Call) -> dict:
     # The Messages API takes system text apart from the user/assistant turns.
-    turns = [wire_turn(m) for m in call.messages if m["role"] in ("user", "assistant")]
+    turns = wire_turns(call.messages)
     if not turns:
         raise errors.UsageError("Anthropic needs at least one user message",
                                 provider=call.provider)
@@ -50,12 +56,44 @@ def request_body(call: Call) -> dict:
     if call.reasoning not in (None, "off"):
         body["thinking"] = thinking(call)
         body["max_tokens"] = call.max_tokens or BUDGETS[call.reasoning] + DEFAULT_MAX_TOKENS
+    if call.tools:
+        body["tools"] = [{"name": t["name"], "description": t.get("description") or "",
+                          "input_schema": t["parameters"]} for t in call.tools]
     return {**body, "stream": True, **call.options}
 
 
+def wire_turns(messages) -> List[dict]:
+    """User and assistant turns; tool results, which are user content here,
+    join into one user turn after the assistant turn that called them."""
+    turns: List[dict] = []
+    for message in messages:
+        if message["role"] == "assistant" and message["content"] == "" \
+                and not message.get("tool_calls"):
+            continue  # the API refuses empty turns; a turn that only called tools has none
+        if message["role"] == "tool":
+            if not (turns and turns[-1].get("results")):
+                turns.append({"role": "user", "content": [], "results": True})
+            turns[-1]["content"].append(result_block(message))
+        elif message["role"] in ("user", "assistant"):
+            turns.append(wire_turn(message))
+    return [{k: v for k, v in turn.items() if k != "results"} for turn in turns]
+
+
+def result_block(message: dict) -> dict:
+    block = {"type": "tool_result", "tool_use_id": message.get("tool_call_id", ""),
+             "content": message["content"]}
+    return {**block, "is_error": True} if message.get("is_error") else block
+
+
 def wire_turn(message: dict) -> dict:
-    """A turn with neutral image parts as Anthropic's base64 image blocks."""
+    """A turn with neutral image parts as Anthropic's base64 image blocks, and
+    tool calls as ``tool_use`` blocks after the text."""
     content = message["content"]
+    if message.get("tool_calls"):
+        text = [{"type": "text", "text": content}] if content else []  # no empty blocks
+        return {"role": "assistant", "content": text + [
+            {"type": "tool_use", "id": c["id"], "name": c["name"], "input": _input(c)}
+            for c in message["tool_calls"]]}
     if isinstance(content, str):
         return message
     blocks = [{"type": "text", "text": part["text"]} if part["type"] == "text" else
@@ -63,6 +101,16 @@ def wire_turn(message: dict) -> dict:
                                            "data": part["data"]}}
               for part in content]
     return {**message, "content": blocks}
+
+
+def _input(call: dict) -> dict:
+    """A call's input object (``{}`` when the model sent no JSON object: it got
+    an error result for that)."""
+    try:
+        value = json.loads(call["arguments"])
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def thinking(call: Call) -> dict:
@@ -98,15 +146,53 @@ def inner(data: str, key: str, call: Call) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def event_events(kind: str, data: str, call: Call) -> List[Event]:
-    """The events one SSE event carries; ``error`` raises."""
+class ToolBlocks:
+    """``tool_use`` blocks being streamed, by content block index."""
+
+    def __init__(self):
+        self._open: Dict[int, dict] = {}
+
+    def start(self, index, block: dict) -> None:
+        if block.get("type") == "tool_use":
+            self._open[index] = {"id": str(block.get("id") or f"toolu_{index}"),
+                                 "name": str(block.get("name") or ""),
+                                 "given": block.get("input"), "pieces": []}
+
+    def add(self, index, piece) -> None:
+        if index in self._open and isinstance(piece, str):
+            self._open[index]["pieces"].append(piece)
+
+    def stop(self, index) -> List[Event]:
+        entry = self._open.pop(index, None)
+        if entry is None:
+            return []
+        # The input comes in pieces after an empty one; a proxy may give it whole instead.
+        given = entry["given"]
+        arguments = "".join(entry["pieces"]) or (
+            json.dumps(given, ensure_ascii=False) if given else "{}")
+        return [ToolCall(entry["id"], entry["name"], arguments)]
+
+
+def event_events(kind: str, data: str, call: Call, blocks: Optional[ToolBlocks] = None
+                 ) -> List[Event]:
+    """The events one SSE event carries; ``error`` raises. ``blocks`` keeps
+    the tool calls being streamed."""
+    blocks = blocks if blocks is not None else ToolBlocks()
     if kind == "content_block_delta":
         delta = inner(data, "delta", call)
         if delta.get("type") == "text_delta" and delta.get("text"):
             return [Text(str(delta["text"]))]
         if delta.get("type") == "thinking_delta" and delta.get("thinking"):
             return [Reasoning(str(delta["thinking"]))]
+        if delta.get("type") == "input_json_delta":
+            blocks.add(event_object(data, call).get("index"), delta.get("partial_json"))
         return []
+    if kind == "content_block_start":
+        value = event_object(data, call)
+        blocks.start(value.get("index"), inner(data, "content_block", call))
+        return []
+    if kind == "content_block_stop":
+        return blocks.stop(event_object(data, call).get("index"))
     if kind == "message_start":
         return _present(usage_of(inner(data, "message", call).get("usage")))
     if kind == "message_delta":
@@ -143,6 +229,9 @@ def message_events(reply, call: Call) -> List[Event]:
             found.append(Reasoning(str(block["thinking"])))
         elif block.get("type") == "text" and block.get("text"):
             found.append(Text(str(block["text"])))
+        elif block.get("type") == "tool_use":
+            found.append(ToolCall(str(block.get("id") or ""), str(block.get("name") or ""),
+                                  json.dumps(block.get("input", {}), ensure_ascii=False)))
     return found + _present(usage_of(reply.get("usage")), finish(reply.get("stop_reason")))
 
 
@@ -157,6 +246,7 @@ class Anthropic(HTTPProvider):
     api_key_env = KEY_ENV
     takes_reasoning = True
     takes_images = True
+    takes_tools = True
 
     @classmethod
     async def generate(cls, call: Call):
@@ -173,11 +263,12 @@ class Anthropic(HTTPProvider):
                     for found in message_events(reply, call):
                         yield found
                     return
+                blocks = ToolBlocks()
                 async for event in sse_events(response.content.iter_any()):
                     kind = event_kind(event, call)
                     if kind == "message_stop":
                         return
-                    for found in event_events(kind, event.data, call):
+                    for found in event_events(kind, event.data, call, blocks):
                         yield found
         raise errors.StreamCutShort("the stream ended before message_stop",
                                     provider=call.provider)

@@ -4,7 +4,7 @@
 points (``create_async_generator``, ``create_completion``, ``create_async``)
 and class flags, so g4f-style classes plug in unchanged; those yield the
 answer text only. ``stream_events`` yields the whole answer as typed events
-(``ipychat.events``): text, reasoning, usage, finish. ``HTTPProvider`` is
+(``ipychat.events``): text, reasoning, usage, finish, tool calls. ``HTTPProvider`` is
 what ipychat's own providers build on: it separates control arguments from
 body options, and maps every failure into the ``ipychat.errors`` family.
 """
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from .. import errors
 from ..events import Event, Retry
 from ..loopthread import iterate_sync
-from ..messages import Messages, check_messages, has_images
+from ..messages import Messages, check_messages, folded, has_images
 from . import retry
 from .http import Call, EnvURL, client_timeout, translated
 
@@ -126,6 +126,8 @@ class HTTPProvider(AsyncGeneratorProvider):
     takes_reasoning = False
     #: Whether the protocol carries images (``image`` parts in a message's content).
     takes_images = False
+    #: Whether the protocol offers tools (``tools=``) and carries tool calls and results.
+    takes_tools = False
 
     @classmethod
     async def stream_events(cls, model: str, messages: Messages,
@@ -181,12 +183,14 @@ class HTTPProvider(AsyncGeneratorProvider):
     @classmethod
     def make_call(cls, model, messages, *, proxy=None, base_url=None, timeout=None,
                   cookies=None, api_key=None, api_key_env=None, stream=None,
-                  max_tokens=None, reasoning=None, max_retries=None, **options) -> Call:
+                  max_tokens=None, reasoning=None, max_retries=None, tools=None, **options) -> Call:
         del stream  # a control argument of create_completion, never sent
         base_url = (base_url or cls.default_base_url).rstrip("/")
         messages = check_messages(messages)
         if has_images(messages) and not cls.takes_images:
             raise errors.UsageError(f"{cls.label()} cannot see images", hint=IMAGE_HINT)
+        if not cls.takes_tools:  # earlier tool use, as text this protocol can carry
+            messages = folded(messages)
         return Call(
             provider=cls.label(),
             model=model or cls.model,
@@ -200,6 +204,7 @@ class HTTPProvider(AsyncGeneratorProvider):
             max_tokens=cls.check_max_tokens(max_tokens),
             reasoning=cls.check_reasoning(reasoning),
             max_retries=retry.check_retries(max_retries),
+            tools=cls.check_tools(tools),
         )
 
     @classmethod
@@ -224,6 +229,17 @@ class HTTPProvider(AsyncGeneratorProvider):
             raise errors.UsageError(f"{cls.label()} cannot be asked to reason",
                                     hint="--reasoning works with openai, anthropic and ollama.")
         return value
+
+    @classmethod
+    def check_tools(cls, tools) -> Optional[list]:
+        if not tools:
+            return None
+        if not cls.takes_tools:
+            raise errors.UsageError(f"{cls.label()} cannot call tools", hint=TOOLS_HINT)
+        if not isinstance(tools, list) or not all(_is_tool(t) for t in tools):
+            raise errors.UsageError("tools must be a list of {'name', 'description', "
+                                    "'parameters'} dicts (ipychat.tools.ToolBox.schemas)")
+        return tools
 
     @classmethod
     def resolve_key(cls, api_key: Optional[str], api_key_env: Optional[str],
@@ -267,5 +283,11 @@ class HTTPProvider(AsyncGeneratorProvider):
 
 IMAGE_HINT = ("Images go to openai, anthropic and ollama (with a model that can see); "
               "leave the image out for this provider.")
-#: Event kinds that show the model has started answering.
-SHOWN = ("text", "reasoning")
+TOOLS_HINT = "--tools works with openai, anthropic and ollama."
+
+
+def _is_tool(schema) -> bool:
+    return (isinstance(schema, dict) and isinstance(schema.get("name"), str)
+            and isinstance(schema.get("parameters"), dict))
+#: Event kinds that show the model has started answering (a turn may only call tools).
+SHOWN = ("text", "reasoning", "tool_call")

@@ -75,6 +75,8 @@ class Call:
     #: Set once a streaming answer's headers came back fine: from then on a
     #: failure is no longer "before the answer" (see ``retry.retryable``).
     stream_opened: bool = False
+    #: Tools offered, in the neutral form (``name``, ``description``, ``parameters``).
+    tools: Optional[List[dict]] = None
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path

@@ -3,17 +3,21 @@
 Each line is ``{"message": {"content": ..., "thinking": ...}, "done": false}``;
 the last one has ``"done": true``, ``done_reason`` and the token counts
 (``prompt_eval_count``, ``eval_count``); a line with ``"error"`` reports a
-failure mid-stream.
+failure mid-stream. Tool calls arrive whole in ``message.tool_calls``, their
+arguments as a JSON object (ids only from newer servers: we number the rest);
+results go back as ``role: "tool"`` messages naming the tool.
 """
 
 from __future__ import annotations
 
-from typing import List, Optional
+import itertools
+import json
+from typing import Iterator, List, Optional
 
 import aiohttp
 
 from .. import errors
-from ..events import Event, Reasoning, Text, finish, usage
+from ..events import Event, Reasoning, Text, ToolCall, finish, usage
 from ..messages import text_of
 from ..streams import ndjson
 from .base import HTTPProvider
@@ -34,11 +38,23 @@ def request_body(call: Call) -> dict:
     top = {k: v for k, v in call.options.items() if k in TOP_LEVEL}
     if call.reasoning is not None and "think" not in top:
         top["think"] = think_value(call)
+    if call.tools and "tools" not in top:
+        top["tools"] = [{"type": "function", "function": schema} for schema in call.tools]
     return {**body, "options": options, **top}
 
 
 def wire_message(message: dict) -> dict:
-    """A message with neutral image parts in Ollama's form: text, plus ``images``."""
+    """A neutral message in Ollama's form: images as an ``images`` list next to
+    the text; tool calls with their arguments as objects; results by tool name."""
+    if message["role"] == "tool":
+        content = message["content"]
+        return {"role": "tool", "content": f"Error: {content}" if message.get("is_error")
+                else content, "tool_name": message.get("name") or ""}
+    if message.get("tool_calls"):
+        return {"role": "assistant", "content": message["content"],
+                "tool_calls": [{"function": {"name": c["name"],
+                                             "arguments": arguments_object(c["arguments"])}}
+                               for c in message["tool_calls"]]}
     content = message["content"]
     if isinstance(content, str):
         return message
@@ -53,8 +69,19 @@ def think_value(call: Call):
     return call.reasoning if str(call.model or "").startswith("gpt-oss") else True
 
 
-def line_events(line, call: Call) -> List[Event]:
-    """The events of one NDJSON line; an error line raises."""
+def arguments_object(arguments: str):
+    """Ollama takes arguments as an object: the JSON text parsed (``{}`` if it was
+    no object: the model then had an error result for it)."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def line_events(line, call: Call, numbers: Iterator[int] = None) -> List[Event]:
+    """The events of one NDJSON line; an error line raises. ``numbers`` give
+    ids to tool calls that come without one."""
     if not isinstance(line, dict):
         raise errors.MalformedStreamError("a line is not a JSON object", str(line)[:80],
                                           provider=call.provider)
@@ -68,9 +95,28 @@ def line_events(line, call: Call) -> List[Event]:
             found.append(Reasoning(str(message["thinking"])))
         if message.get("content"):
             found.append(Text(str(message["content"])))
+        found += tool_calls(message.get("tool_calls"), numbers or itertools.count(), call)
     if line.get("done"):
         counted = usage(line.get("prompt_eval_count"), line.get("eval_count"))
         found += [e for e in (counted, finish(line.get("done_reason"))) if e is not None]
+    return found
+
+
+def tool_calls(calls, numbers: Iterator[int], call: Call) -> List[ToolCall]:
+    if not calls:
+        return []
+    if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+        raise errors.MalformedStreamError("tool_calls is not a list of objects", str(calls)[:80],
+                                          provider=call.provider)
+    found = []
+    for entry in calls:
+        function = entry.get("function") if isinstance(entry.get("function"), dict) else {}
+        arguments = function.get("arguments", {})
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        number = next(numbers)
+        found.append(ToolCall(str(entry.get("id") or f"call_{number}"),
+                              str(function.get("name") or ""), arguments))
     return found
 
 
@@ -91,6 +137,7 @@ class Ollama(HTTPProvider):
     model = "llama3.2"
     takes_reasoning = True
     takes_images = True
+    takes_tools = True
 
     @classmethod
     async def generate(cls, call: Call):
@@ -107,8 +154,9 @@ class Ollama(HTTPProvider):
                     lines = [{**line, "done": True} if isinstance(line, dict) else line]
                 else:
                     lines = ndjson(response.content.iter_any())
+                numbers = itertools.count()
                 async for line in _each(lines):
-                    for event in line_events(line, call):
+                    for event in line_events(line, call, numbers):
                         yield event
                     if line.get("done"):
                         return

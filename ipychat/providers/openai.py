@@ -3,6 +3,9 @@ server that speaks the same protocol (vLLM, LM Studio, llama.cpp, ...).
 
 ``POST {base}/chat/completions`` with ``"stream": true``; the answer is SSE
 with OpenAI-style chunks ending in ``data: [DONE]`` (``openai_chunks``).
+Tools go as ``tools`` of type ``function``; a turn that called them comes
+back as an assistant message with ``tool_calls``, then one ``role: "tool"``
+message per result.
 
 Usage is asked for with ``stream_options: {"include_usage": true}``. Some
 compatible servers reject that field with HTTP 400: the request then goes
@@ -56,6 +59,7 @@ class OpenAIChat(HTTPProvider):
     api_key_env = DEFAULT_KEY_ENV
     takes_reasoning = True
     takes_images = True
+    takes_tools = True
 
     @classmethod
     def make_call(cls, model, messages, *, api_key_env=None, **kwargs) -> KeyedCall:
@@ -100,6 +104,8 @@ class OpenAIChat(HTTPProvider):
             body["max_completion_tokens" if own else "max_tokens"] = call.max_tokens
         if call.reasoning is not None:
             body["reasoning_effort"] = "none" if call.reasoning == "off" else call.reasoning
+        if call.tools:
+            body["tools"] = [{"type": "function", "function": schema} for schema in call.tools]
         body.update(call.options)
         body["stream"] = True
         if call.base_url not in _NO_STREAM_OPTIONS and "stream_options" not in body:
@@ -126,7 +132,16 @@ class OpenAIChat(HTTPProvider):
 
 
 def wire_message(message: dict) -> dict:
-    """A message with neutral image parts in OpenAI's form (``image_url`` with a data URL)."""
+    """A neutral message in OpenAI's form: images as ``image_url`` parts with a
+    data URL, tool calls and results as the API has them."""
+    if message["role"] == "tool":
+        return {"role": "tool", "tool_call_id": message.get("tool_call_id", ""),
+                "content": result_content(message)}
+    if message.get("tool_calls"):
+        return {"role": "assistant", "content": message["content"] or None,
+                "tool_calls": [{"id": c["id"], "type": "function",
+                                "function": {"name": c["name"], "arguments": c["arguments"]}}
+                               for c in message["tool_calls"]]}
     content = message["content"]
     if isinstance(content, str):
         return message
@@ -135,6 +150,12 @@ def wire_message(message: dict) -> dict:
               "image_url": {"url": f"data:{part['media_type']};base64,{part['data']}"}}
              for part in content]
     return {**message, "content": parts}
+
+
+def result_content(message: dict) -> str:
+    """A tool result's text; the protocol has no error flag, so an error says so."""
+    content = message["content"]
+    return f"Error: {content}" if message.get("is_error") else content
 
 
 def rejects_stream_options(err: errors.HTTPStatusError, body: dict) -> bool:

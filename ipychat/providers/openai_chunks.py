@@ -5,17 +5,20 @@ Reasoning arrives as ``delta.reasoning_content`` (DeepSeek, llama.cpp, vLLM)
 or ``delta.reasoning`` (Ollama's ``/v1``, OpenRouter), or, from servers
 without a reasoning parser, as a ``<think>`` block opening the content.
 Usage comes in a last chunk with ``"choices": []`` when asked for with
-``stream_options``.
+``stream_options``. Tool calls come as ``delta.tool_calls`` pieces keyed by
+``index``, their ``arguments`` split anywhere; each becomes one ``ToolCall``
+once the choice finishes (or the stream ends).
 """
 
 from __future__ import annotations
 
-from typing import AsyncIterator, List, Optional
+import json
+from typing import AsyncIterator, Dict, List, Optional
 
 import aiohttp
 
 from .. import errors
-from ..events import Event, Reasoning, ThinkSplitter, finish, usage
+from ..events import Event, Reasoning, ThinkSplitter, ToolCall, finish, usage
 from ..streams import LineSplitter, SSEDecoder
 from .http import Call, parse_json
 
@@ -33,6 +36,7 @@ class ChunkReader:
     def __init__(self, call: Call):
         self.call = call
         self.think = ThinkSplitter()
+        self.calls = CallPieces()
         self._runs: list = []  # [kind, [pieces]] or [None, event], in order
 
     def add(self, chunk) -> None:
@@ -52,6 +56,7 @@ class ChunkReader:
                 raise errors.MalformedStreamError("unexpected chunk shape", str(chunk)[:80],
                                                   provider=self.call.provider) from None
             if reason:
+                self._calls_done()
                 self._event(finish(reason))
         if isinstance(chunk.get("usage"), dict):
             self._event(usage_of(chunk["usage"]))
@@ -63,6 +68,8 @@ class ChunkReader:
         content = delta.get("content")
         if content:
             self._piece("text", content)
+        if delta.get("tool_calls"):
+            self.calls.add(delta["tool_calls"])
 
     def _piece(self, kind: str, text: str) -> None:
         last = self._runs[-1] if self._runs else None
@@ -74,6 +81,10 @@ class ChunkReader:
     def _event(self, event: Optional[Event]) -> None:
         if event is not None:
             self._runs.append([None, event])
+
+    def _calls_done(self) -> None:
+        for found in self.calls.done():
+            self._event(found)
 
     def events(self) -> List[Event]:
         """The events of what was added since the last call."""
@@ -89,7 +100,53 @@ class ChunkReader:
         return out
 
     def close(self) -> List[Event]:
+        self._calls_done()  # a stream that ended without a finish reason
         return self.events() + self.think.close()
+
+
+class CallPieces:
+    """Tool calls assembled from ``delta.tool_calls`` pieces.
+
+    A piece names its call by ``index`` (OpenAI), or only by a new ``id``
+    (some compatible servers), or by nothing (it continues the last call).
+    The name and id come once; ``arguments`` pieces are joined.
+    """
+
+    def __init__(self):
+        self._calls: Dict[object, list] = {}  # key -> [id, name, [argument pieces]]
+        self._last = None
+
+    def add(self, pieces) -> None:
+        if not isinstance(pieces, list):
+            raise TypeError("tool_calls is not a list")  # reported as an unexpected shape
+        for piece in pieces:
+            function = piece.get("function") or {}
+            entry = self._calls.setdefault(self._key(piece), [None, "", []])
+            entry[0] = entry[0] or piece.get("id")
+            entry[1] = entry[1] or function.get("name") or ""
+            arguments = function.get("arguments")
+            if isinstance(arguments, (dict, list)):  # a server that sent an object
+                arguments = json.dumps(arguments, ensure_ascii=False)
+            if arguments:
+                entry[2].append(str(arguments))
+
+    def _key(self, piece: dict):
+        if isinstance(piece.get("index"), int):
+            key = piece["index"]
+        elif piece.get("id"):
+            key = next((key for key, entry in self._calls.items() if entry[0] == piece["id"]),
+                       ("id", piece["id"]))
+        else:
+            key = 0 if self._last is None else self._last
+        self._last = key
+        return key
+
+    def done(self) -> List[ToolCall]:
+        """The calls so far, complete, in order of first appearance; forgotten after."""
+        found = [ToolCall(entry[0] or f"call_{n}", entry[1], "".join(entry[2]))
+                 for n, entry in enumerate(self._calls.values())]
+        self._calls.clear()
+        return found
 
 
 def max_tokens_field(call: Call) -> dict:
