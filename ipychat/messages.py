@@ -113,7 +113,13 @@ def has_images(messages: Messages) -> bool:
 
 
 def has_tool_turns(messages: Messages) -> bool:
-    return any(m.get("role") == "tool" or m.get("tool_calls") for m in messages)
+    return any(_is_tool_result(m) or m.get("tool_calls") for m in messages)
+
+
+def _is_tool_result(message) -> bool:
+    # ipychat's tool results name their call; a bare "tool" message from a
+    # caller is some other role, which each protocol maps its own way.
+    return message.get("role") == "tool" and "tool_call_id" in message
 
 
 def folded(messages: Messages) -> Messages:
@@ -125,7 +131,7 @@ def folded(messages: Messages) -> Messages:
     out: Messages = []
     for message in messages:
         role = message["role"]
-        if role not in ("assistant", "tool"):
+        if role != "assistant" and not _is_tool_result(message):
             out.append(message)
             continue
         text = text_of(message["content"]) if role == "assistant" else _result_line(message)

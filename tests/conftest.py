@@ -34,3 +34,14 @@ def make_server():
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    """Retry backoff in milliseconds, not seconds: many tests meet a failing
+    server on purpose, and each would otherwise wait 1.5 s on its two retries.
+    (Server-asked waits are what the servers ask; tests/test_retries.py checks
+    the real schedule through ``backoff``.)"""
+    from ipychat.providers import retry
+
+    monkeypatch.setattr(retry, "INITIAL_DELAY", 0.005)

@@ -70,7 +70,9 @@ def replying(response_factory):
 @pytest.mark.parametrize("body_kind", ["json", "text"])
 async def test_http_error_status_maps_to_its_error(make_server, wire, status, body_kind):
     server = wire.serve(make_server, replying(lambda: error_answer(status, body_kind)))
-    texts, err = await outcome(wire, server, api_key=API_KEY, cookies=OA_COOKIES)
+    # One attempt: this maps each status (retries: tests/test_retries.py).
+    texts, err = await outcome(wire, server, api_key=API_KEY, cookies=OA_COOKIES,
+                               max_retries=0)
     assert texts == [] and type(err) is STATUS_ERRORS[status]
     assert err.status == status
     assert_one_line_from(err, wire)

@@ -158,7 +158,7 @@ async def test_wrong_path_is_not_a_model_error(make_server):
 async def test_rate_limited_with_retry_after(make_server):
     server = make_server(status_route(429, {"error": {"message": "slow down"}},
                                       headers={"Retry-After": "7"}))
-    err = await failure(server.url + "/v1", api_key=KEY)
+    err = await failure(server.url + "/v1", api_key=KEY, max_retries=0)  # the mapping
     assert isinstance(err, errors.RateLimited) and err.retry_after == "7"
     assert "retry after 7 s" in str(err)
 
