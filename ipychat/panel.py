@@ -26,8 +26,8 @@ from .panel_view import PanelView
 from .providers import list_providers
 from .recorder import Recorder, default_recorder
 from .references import prepare
-from .session import (ENDED, GREW, RESET, STARTED, Collector, Conversation,
-                      default_conversation, stream_into)
+from .live import ENDED, GREW, RESET, STARTED, Collector
+from .session import Conversation, default_conversation, stream_into
 from .transcript import Parts, as_markdown, question, reply
 
 READY = "Ready: type a question; Enter sends, Shift+Enter starts a new line."

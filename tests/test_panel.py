@@ -19,7 +19,8 @@ from ipychat.markdown import safe_markdown
 from ipychat.panel import (CELL_ANSWERING, EMPTY, OWN, READY, SHARED, STILL_BUSY, STOPPED,
                            ChatPanel)
 from ipychat.panel_view import EMULATOR_PLACEHOLDER, HINT, MAX_MODELS
-from ipychat.session import Collector, Conversation, default_conversation, stream_into
+from ipychat.live import Collector
+from ipychat.session import Conversation, default_conversation, stream_into
 from tests.support.page import Page
 from tests.support.server import stream_pieces
 

@@ -5,7 +5,8 @@ import pytest
 from ipychat import errors
 from ipychat.answer import Answer, last_result
 from ipychat.events import Finish, Reasoning, Text, Usage
-from ipychat.session import Collector, Conversation, stream_into
+from ipychat.live import Collector
+from ipychat.session import Conversation, stream_into
 
 
 def done(prompt, text, provider="P", status="complete", reasoning=""):
