@@ -8,17 +8,12 @@ import json
 import pytest
 from aiohttp import web
 
-from ipychat.emulator import EmulatorServer, base_url_for
+from ipychat.emulator import base_url_for
 from tests.support.kernel import Kernel
+from tests.support.matrix import emulator  # noqa: F401  (the module's emulator fixture)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
 FAKE_KEY = "sk-context-Very-Secret-0123456789"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorServer(delay=0.0) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -13,23 +13,18 @@ import time
 import pytest
 from aiohttp import web
 
-from ipychat.emulator import EmulatorServer, base_url_for
+from ipychat.emulator import base_url_for
 from ipychat.emulator.reply import reply_text
 from ipychat.log import Log
 from tests.support.files import read_only
 from tests.support.kernel import Kernel
+from tests.support.matrix import emulator  # noqa: F401  (the module's emulator fixture)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(240)]
 NOTEBOOK = "/home/user/logged.ipynb"
 KEY_ENV, FAKE_KEY = "LOGTEST_API_KEY", "sk-logtest-0123456789abcdef"
 COOKIE = "oa-session-cookie-9876543210"
 PROXY_PASSWORD = "proxy-pass-24680"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorServer(delay=0.0) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

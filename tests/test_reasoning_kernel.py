@@ -8,18 +8,13 @@ import json
 
 import pytest
 
-from ipychat.emulator import EmulatorServer, base_url_for
+from ipychat.emulator import base_url_for
 from ipychat.emulator.reply import reasoning_text
 from tests.support.kernel import Kernel
+from tests.support.matrix import emulator  # noqa: F401  (the module's emulator fixture)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
 KEY_ENV, FAKE_KEY = "EMULATOR_TEST_KEY", "sk-emulator-test-0123456789"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorServer(delay=0.0) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

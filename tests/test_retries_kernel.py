@@ -6,16 +6,11 @@ import time
 
 import pytest
 
-from ipychat.emulator import EmulatorServer, base_url_for
+from ipychat.emulator import base_url_for
 from tests.support.kernel import Kernel
+from tests.support.matrix import emulator  # noqa: F401  (the module's emulator fixture)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorServer(delay=0.0) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

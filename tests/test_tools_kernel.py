@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from ipychat.emulator import EmulatorServer
 from tests.support.kernel import Kernel
+from tests.support.matrix import emulator  # noqa: F401  (the module's emulator fixture)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
 
@@ -29,12 +29,6 @@ async def wait(seconds: float):
     await asyncio.sleep(seconds)
     return "waited"
 '''
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorServer(delay=0) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
