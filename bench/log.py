@@ -61,7 +61,7 @@ async def one_answer(recorder, target, i: int) -> None:
 
     prompt, messages = question(i)
     answer = target.answer(prompt, messages, conversation="bench")
-    source = recorder.source(target, answer, messages)
+    source = recorder.source(target, answer).stream(messages)
     view = StreamView(publish=counting_publisher, stats=True)
     view.start()
     await stream_into(source, view, answer)

@@ -43,10 +43,22 @@ def call_line(run, previews: bool = True) -> str:
     return call_head(run) + (call_tail(run, previews) if run.done else " …")
 
 
+def count(calls: int) -> str:
+    """``1 tool call``, ``3 tool calls``."""
+    return f"{calls} tool call{'s' if calls != 1 else ''}"
+
+
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     """``text`` on one line, cut to ``limit`` characters."""
     line = " ".join(text.split())
     return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+def fenced(lines) -> str:
+    """``lines`` as a code block whose fence no backticks in them can close."""
+    body = "\n".join(lines)
+    fence = "`" * max(3, 1 + max(map(len, _BACKTICKS.findall(body)), default=0))
+    return f"{fence}text\n{body}\n{fence}"
 
 
 @dataclass(frozen=True)
@@ -67,12 +79,9 @@ class Calls:
             return ""
         out = [open_fence(text)]
         if self.lines:
-            body = "\n".join(self.lines)
-            fence = "`" * max(3, 1 + max(map(len, _BACKTICKS.findall(body)), default=0))
             shown = " open" if self.opened else ""
-            count = f"{len(self.lines)} tool call{'s' if len(self.lines) > 1 else ''}"
-            out.append(f"\n\n<details{shown}><summary>{count}</summary>\n\n"
-                       f"{fence}text\n{body}\n{fence}\n\n</details>")
+            out.append(f"\n\n<details{shown}><summary>{count(len(self.lines))}</summary>\n\n"
+                       f"{fenced(self.lines)}\n\n</details>")
         out += [safe_markdown(f"\n\n*(note: {note})*") for note in self.notes]
         return "".join(out)
 

@@ -1,8 +1,8 @@
 """Watching an answer grow: the view wrappers behind ``Conversation.live``.
 
 A ``LiveView`` wraps the asking shell's view and tells the conversation's
-watchers (the panel) as its answer starts and grows, at most once per
-``LIVE_INTERVAL``; ``Conversation.record`` tells them it ended. A
+watchers (the panel) as its answer starts and grows (text, reasoning, tool
+calls), at most once per ``LIVE_INTERVAL``, a tool call's start at once; ``Conversation.record`` tells them it ended. A
 ``Collector`` is the view of a shell that shows answers only through those
 watchers. Split from ``session`` so that each stays one responsibility.
 """
@@ -22,13 +22,15 @@ class LiveView:
     """A view that also tells a conversation's watchers how its answer grows.
 
     The watchers read the answer (``text``, ``reasoning``), kept up to date
-    here at most once per interval; the view itself is paced on its own.
+    here at most once per interval, and its ``tool_calls`` (the tool loop
+    keeps those); the view itself is paced on its own.
     """
 
     def __init__(self, conversation, answer: Answer, view, pace: Pacer):
         self.conversation, self.answer, self.view = conversation, answer, view
         self._pace = pace
-        self._told = (0, 0)  # lengths of text and reasoning last told
+        self._tools = 0  # tool calls started or ended so far
+        self._told = (0, 0, 0)  # lengths of text and reasoning, and _tools, last told
 
     @property
     def text(self) -> str:
@@ -70,7 +72,14 @@ class LiveView:
         self.view.warn(line)
 
     def tool(self, run) -> None:
+        """A call started (told at once: a plain tool blocks the loop, so a
+        timer would fire only once it returned) or ended (told in its turn)."""
         self.view.tool(run)
+        self._tools += 1
+        if run.done:
+            self._due()
+        else:
+            self._tell()
 
     def note(self, text: str) -> None:
         self.view.note(text)
@@ -84,9 +93,9 @@ class LiveView:
     def _tell(self) -> None:
         started = self._pace.start()
         text, reasoning = self.view.text, self.view.reasoning
-        if (len(text), len(reasoning)) == self._told:
+        if (len(text), len(reasoning), self._tools) == self._told:
             return
-        self._told = (len(text), len(reasoning))
+        self._told = (len(text), len(reasoning), self._tools)
         self.answer.text, self.answer.reasoning = text, reasoning
         self.conversation.tell(GREW, self.answer)
         self._pace.ran(started)
@@ -131,7 +140,8 @@ class Collector:
         """The panel puts a log warning in its status line, not here."""
 
     def tool(self, run) -> None:
-        """Tool calls reach the panel with the answer (``Answer.tool_calls``)."""
+        """Tool calls reach the panel with the answer (``Answer.tool_calls``);
+        ``LiveView`` tells it when."""
 
     def note(self, text: str) -> None:
         pass

@@ -143,12 +143,12 @@ class ChatMagics(Magics):
             prompt.content(), use_history=not opts.no_history, system=self._system(opts))
         answer = target.answer(prompt.text, messages,
                                conversation=None if opts.no_history else self.conversation.id)
-        events = self.recorder.source(target, answer, messages)  # the log's, or the model's
+        source = self.recorder.source(target, answer)  # the log's answer, or the model
         header = "\n\n".join(filter(None, [target.note, answer.replayed and replay.note(answer)]))
         view = self._view(opts, header)
         if not opts.no_history:  # a one-off question is not part of the conversation
             view = self.conversation.live(answer, view, _loop_scheduler())
-        return Job(opts, target, messages, view, answer, tools, events)
+        return Job(opts, target, source, messages, view, answer, tools)
 
     def _tools(self, opts: ChatOptions, target):
         """The cell's ``--tools``, looked up now (a function redefined since is
@@ -253,25 +253,12 @@ class ChatMagics(Magics):
 
 class Job:
     """Everything one ``%%chat`` cell needs, resolved before anything is sent:
-    the answer's ``events`` come from the model or, replayed, from the log."""
+    the answer comes from ``source``, the target or, replayed, the log."""
 
-    def __init__(self, opts, target, messages, view, answer: Answer, tools=None,
-                 events=None):
-        self.opts, self.target, self.messages = opts, target, messages
+    def __init__(self, opts, target, source, messages, view, answer: Answer, tools=None):
+        self.opts, self.target, self.source, self.messages = opts, target, source, messages
         self.view, self.answer = view, answer
-        # A replayed answer streams the log's events: one round, no request, no tools.
-        self.source = Recorded(events) if answer.replayed else target
-        self.tools = None if answer.replayed else tools
-
-
-class Recorded:
-    """The log's answer where a target would stream (``toolloop`` asks it once)."""
-
-    def __init__(self, events):
-        self.events = events
-
-    def stream(self, messages, **offer):
-        return self.events
+        self.tools = None if answer.replayed else tools  # a replay runs no tools
 
 
 def _describe_error(err: BaseException) -> str:

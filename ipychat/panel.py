@@ -1,8 +1,8 @@
 """``ChatPanel``: the conversation as a chat, in a widget.
 
-A thin shell over ``session`` (Conversation, ``stream_into``), ``targets``
-(which provider, demo routing, model lists) and ``transcript`` (messages of
-safe Markdown). The panel shows every answer of its conversation through
+A thin shell over ``session`` (Conversation), ``toolloop`` (one answer,
+with the tools it may call), ``targets`` (which provider, demo routing,
+model lists) and ``transcript`` (messages of safe Markdown). The panel shows every answer of its conversation through
 the conversation's watchers, its own and those of ``%%chat`` cells alike:
 an answer streams from the provider into the asking shell's view, the
 conversation tells its watchers (≤ ~10 times a second), and the panel sends
@@ -27,7 +27,8 @@ from .providers import list_providers
 from .recorder import Recorder, default_recorder
 from .references import prepare
 from .live import ENDED, GREW, RESET, STARTED, Collector
-from .session import Conversation, default_conversation, stream_into
+from .session import Conversation, Interrupted, default_conversation
+from .toolloop import MAX_TOOL_ROUNDS, Tools, answer_into, as_toolbox
 from .transcript import Parts, as_markdown, question, reply
 
 READY = "Ready: type a question; Enter sends, Shift+Enter starts a new line."
@@ -58,16 +59,24 @@ class ChatPanel(PanelView):
     keeps its own. ``demo``: classic providers answer from the built-in emulator.
     ``namespace``: where ``{name}`` in a question is looked up. ``recorder``:
     logs its answers and replays them (default: the one ``%%chat`` uses, so
-    ``%config ChatMagics.log`` and ``%chat replay`` apply).
+    ``%config ChatMagics.log`` and ``%chat replay`` apply). ``tools``: the
+    functions the model may call (as ``%%chat --tools``), each call shown
+    under its answer; ``max_tool_rounds``: how often one answer may call them.
     """
+
+    _unwatch = None  # stops the conversation telling this panel (set in __init__)
 
     def __init__(self, conversation: Optional[Conversation] = None,
                  provider: Optional[str] = None, demo: bool = True,
-                 namespace: Optional[dict] = None, recorder: Optional[Recorder] = None):
+                 namespace: Optional[dict] = None, recorder: Optional[Recorder] = None,
+                 tools: Tools = None, max_tool_rounds: int = MAX_TOOL_ROUNDS):
         self.conversation = default_conversation() if conversation is None else conversation
         self.recorder = default_recorder() if recorder is None else recorder
         self.namespace = _user_namespace() if namespace is None else namespace
-        super().__init__(list_providers(), demo)
+        self.tools = as_toolbox(tools)  # described now: a bad one fails here, not on Send
+        self.max_tool_rounds = max_tool_rounds
+        super().__init__(list_providers(), demo,
+                         tool_names=self.tools.names if self.tools else [])
         #: The running answer: an asyncio.Task, or a concurrent Future on ipychat's loop thread.
         self.task = None
         #: The running model-list request, likewise.
@@ -120,7 +129,9 @@ class ChatPanel(PanelView):
             self.fetch_models()
 
     def close(self) -> None:
-        self._unwatch()
+        if self._unwatch is not None:  # None: closed, or made only half (a bad argument)
+            self._unwatch()
+            self._unwatch = None
         super().close()
 
     @property
@@ -166,9 +177,11 @@ class ChatPanel(PanelView):
             # The same {references} as %%chat: the panel runs in the same kernel.
             prompt = prepare(typed, self.namespace, targets.secret_variables())
             target = self._target()
+            if self.tools:
+                target.check_tools()
             messages = self.conversation.messages_for(prompt.content())
             answer = target.answer(prompt.text, messages, conversation=self.conversation.id)
-            events = self.recorder.source(target, answer, messages)  # the log's, or the model's
+            source = self.recorder.source(target, answer)  # the log's answer, or the model
         except errors.ChatError as err:  # e.g. replay only, and nothing recorded
             self.show_status(str(err), "error")
             return False
@@ -176,7 +189,7 @@ class ChatPanel(PanelView):
         with self.hold_sync():  # one state update; busy before the task runs: no second question
             self.busy = self.stoppable = True
             self.show_status(f"{target.label} is answering{via}…", "busy")
-        self.task, self._cancel = _spawn(self._answer(answer, target, events))
+        self.task, self._cancel = _spawn(self._answer(answer, target, source, messages))
         self.task.add_done_callback(self._settle)
         return True
 
@@ -217,19 +230,23 @@ class ChatPanel(PanelView):
 
     # -- one answer of the panel's own ----------------------------------------
 
-    async def _answer(self, answer: Answer, target, events) -> None:
+    async def _answer(self, answer: Answer, target, source, messages) -> None:
         self._own = answer
         view = self.conversation.live(answer, Collector(), asyncio.get_running_loop().call_later)
         via = DEMO_NOTE if target.note else ""
         if answer.replayed:
             via += f" (replayed from the log ({answer.replayed}))"
         secrets = target.secrets()
+        tools = None if answer.replayed else self.tools  # a replay runs no tools
         view.start()
         try:
-            await stream_into(events, view, answer)
+            await answer_into(source, messages, view, answer, tools,
+                              max_rounds=self.max_tool_rounds)
         except asyncio.CancelledError:
             self._end(answer, STOPPED, "info", secrets)
             raise
+        except Interrupted:  # Kernel > Interrupt inside a plain tool
+            self._end(answer, STOPPED, "info", secrets)
         except errors.ChatError as err:
             self._end(answer, str(err), "error", secrets)
         except Exception as err:  # a bug below us must not leave the panel stuck

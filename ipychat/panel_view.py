@@ -76,6 +76,8 @@ class PanelView(anywidget.AnyWidget):
     hint = t.Unicode(HINT).tag(sync=True)
     status = t.Unicode().tag(sync=True)
     status_kind = t.Unicode("info").tag(sync=True)
+    #: The names of the tools the model may call (``ChatPanel(tools=...)``).
+    tool_names = t.List(t.Unicode()).tag(sync=True)
     #: An answer of this conversation streams (Send is off), and it is this panel's (Stop is on).
     busy = t.Bool(False).tag(sync=True)
     stoppable = t.Bool(False).tag(sync=True)

@@ -1,8 +1,8 @@
 """Between the shells and the log: replay on the way in, logging on the way out.
 
 The magic and the panel ask the one ``Recorder`` of the process where a
-question's events come from (``source``: the log's answer when replay says
-so, else the model's stream) and hand it every answer once it ended
+question's answer comes from (``source``: the log's answer when replay says
+so, else the model) and hand it every answer once it ended
 (``keep``). Keeping never fails an answer: when the log cannot take it,
 ``keep`` returns one warning line for the shell to show under the answer.
 """
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import AsyncIterator, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from . import errors, replay
 from .answer import Answer
-from .events import Event
 from .log import Log, LogError
 
 LOG_ENV, REPLAY_ENV = "IPYCHAT_LOG", "IPYCHAT_REPLAY"
@@ -56,13 +55,12 @@ class Recorder:
         self.mode = mode
         return True
 
-    def source(self, target, answer: Answer, messages) -> AsyncIterator[Event]:
-        """The events that will answer ``answer``'s question (``messages``: what
-        is sent to the model, images and all; ``answer.messages`` describes it).
-
-        With replay on or only, a complete answer logged under the same key
-        is replayed (``answer`` gets its date and times); with only, a
-        question the log cannot answer raises ``NotRecorded``.
+    def source(self, target, answer: Answer):
+        """What will answer ``answer``'s question: ``target`` itself, or, with
+        replay on or only and a complete answer logged under the same key, a
+        ``replay.Recorded`` (``answer`` gets its date and times). Either has
+        ``stream(messages, **offer)``. With only, a question the log cannot
+        answer raises ``NotRecorded``: nothing is sent.
         """
         if self.mode not in replay.MODES:
             raise errors.UsageError(f"{REPLAY_ENV} must be on, off or only, not {self.mode!r}")
@@ -70,11 +68,11 @@ class Recorder:
             found = self._recorded(answer)
             if found is not None:
                 replay.prefill(answer, found)
-                return replay.events_of(found)
+                return replay.Recorded(found)
             if self.mode == replay.ONLY:
                 raise replay.NotRecorded("replay only: this question has no complete answer "
                                          "in the log, and no request is sent")
-        return target.stream(messages)
+        return target
 
     def _recorded(self, answer: Answer) -> Optional[Answer]:
         try:

@@ -47,6 +47,17 @@ def prefill(answer: Answer, recorded: Answer) -> None:
     answer.duration_s = recorded.duration_s
 
 
+class Recorded:
+    """A logged answer where a target would stream: ``stream`` yields its
+    events whatever is asked (the tool loop asks once: a replay runs no tools)."""
+
+    def __init__(self, recorded: Answer):
+        self.recorded = recorded
+
+    def stream(self, messages, **offer) -> AsyncIterator[Event]:
+        return events_of(self.recorded)
+
+
 async def events_of(recorded: Answer) -> AsyncIterator[Event]:
     """The recorded answer as the events that made it: reasoning, text, usage, finish."""
     if recorded.reasoning:

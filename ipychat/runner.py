@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import re
 import signal
+import sys
 import threading
 from typing import Callable, List, TypeVar
 
@@ -124,8 +125,8 @@ def interruptible(call: Callable[[], T]) -> T:
     if threading.current_thread() is not threading.main_thread():
         return call()  # signals land on the main thread only (a panel's subshell)
     previous = signal.getsignal(signal.SIGINT)
-    if previous is None or previous is signal.SIG_IGN:  # set outside Python, or ignored
-        return call()
+    if previous is None or (previous is signal.SIG_IGN and not _kernel_between_requests()):
+        return call()  # set outside Python, or ignored on purpose
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
@@ -135,6 +136,18 @@ def interruptible(call: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, previous)  # it may have come before the finally ran
         raise
+
+
+def _kernel_between_requests() -> bool:
+    """Whether SIGINT is ignored because ipykernel ignores it between requests
+    (``IPKernelApp.init_signal``). A panel's answer runs then, after the comm
+    message that asked for it was handled: Kernel > Interrupt is the only way
+    to stop a plain tool that blocks the kernel, so it must reach the tool."""
+    if "ipykernel" not in sys.modules:  # never import it only to ask
+        return False
+    from ipykernel.kernelapp import IPKernelApp
+
+    return IPKernelApp.initialized()
 
 
 def background_tasks() -> set:

@@ -5,7 +5,9 @@ Markdown goes through ``safe_markdown``, the rules of ``%%chat``'s output, so
 nothing a model writes can run in the page. An answer past ``SEGMENT_CHARS``
 is cut into parts between paragraphs (``markdown.segment_end``), as the
 magic cuts its outputs: an update of a streaming answer carries only the
-parts that changed, never more than that many characters of text.
+parts that changed, never more than that many characters of text. An
+answer's tool calls go as their lines (``calls.call_line``), plain text the
+page shows as text, and only when one changed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import datetime
 from typing import Iterable, List, Optional
 
 from .answer import COMPLETE, ERROR, INTERRUPTED, STREAMING, Answer
+from .calls import call_line, fenced
 from .markdown import safe_markdown, segment_end
 from .render import SEGMENT_CHARS
 
@@ -22,12 +25,14 @@ USER = "You"
 
 class Parts:
     """What of one answer's message the page has: where its text is cut into
-    parts of at most ``limit`` characters, and how much reasoning it shows."""
+    parts of at most ``limit`` characters, how much reasoning it shows, and
+    which tool call lines."""
 
     def __init__(self, limit: int = SEGMENT_CHARS):
         self.limit = limit
         self.ends: List[int] = []
         self.reasoning = -1  # length of the reasoning sent last (-1: none yet)
+        self.calls: Optional[List[str]] = None  # the call lines sent last
 
     def grow(self, text: str) -> int:
         """Seal the parts ``text`` has filled; the index of the first part
@@ -52,7 +57,7 @@ def question(answer: Answer, uid: str) -> dict:
 def reply(answer: Answer, uid: str, parts: Optional[Parts] = None, update: bool = False) -> dict:
     """The answer's message, whole, or (``update``) only what changed since
     the last one made with the same ``parts``: the open part of the text,
-    and the reasoning only when it grew.
+    and the reasoning and the call lines only when they changed.
 
     The raw text (for the copy button) goes only with an answer that ended:
     while it streams, each update would carry the whole text twice.
@@ -71,6 +76,9 @@ def reply(answer: Answer, uid: str, parts: Optional[Parts] = None, update: bool 
         parts.reasoning = len(answer.reasoning)
         message["reasoning"] = safe_markdown(answer.reasoning)
         message["words"] = len(answer.reasoning.split())
+    calls = [call_line(run) for run in answer.tool_calls]
+    if not update or calls != parts.calls:
+        parts.calls = message["calls"] = calls
     if answer.status != STREAMING:
         message["text"] = answer.text
     return message
@@ -88,6 +96,9 @@ def _mark(answer: Answer) -> str:
     if answer.status == INTERRUPTED:
         return "interrupted"
     mark = answer.mark()
+    if mark and answer.tool_limit is not None:
+        return (f"stopped after {answer.tool_limit} tool rounds: raise it with "
+                "ChatPanel(max_tool_rounds=...)")
     return PANEL_MARKS.get(answer.finish_reason or "", mark) if mark else ""
 
 
@@ -102,6 +113,8 @@ def as_markdown(answers: Iterable[Answer], scope: str, system: Optional[str] = N
     for answer in answers:
         lines += [f"## {USER}", "", answer.prompt, "", f"## {who(answer)}", ""]
         lines += [answer.text or "*(no text)*", ""]
+        if answer.tool_calls:
+            lines += [fenced(call_line(run) for run in answer.tool_calls), ""]
         ending = answer.error if answer.status == ERROR else _mark(answer)
         if ending:
             lines += [f"*({ending})*", ""]

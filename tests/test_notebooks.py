@@ -349,3 +349,5 @@ def test_tools_notebook_runs_the_functions_offline(executed):
     assert again.endswith('[tool] get_weather(city="Pune") → {"city": "Pune", "temp": 21, '
                           '"sky": "clear"}')
     assert shown(nb, "no-tools") == ["Defaults: provider=(zero-config)"]
+    (panel,) = shown(nb, "panel-tools", WIDGET)  # a panel that offers the same tools
+    assert panel["model_id"]

@@ -269,3 +269,43 @@ def test_the_panel_works_in_notebook_7(tmp_path):
         assert page.locator(".ipychat-user strong").inner_text() == "Notebook 7"
         assert answer.startswith("Emulator answer (openai)")
         page.locator(".ipychat-panel").screenshot(path=str(ARTIFACTS / "panel-notebook7.png"))
+
+
+TOOL_CELLS = [
+    "%load_ext ipychat",
+    "import asyncio\n"
+    "from ipychat import ChatPanel\n\n"
+    "def get_weather(city: str) -> dict:\n"
+    "    '''Today's weather in a city.'''\n"
+    "    return {'city': city, 'sky': '<img src=x onerror=\"window.hacked=1\">'}\n\n"
+    "async def slow(seconds: float) -> str:\n"
+    "    '''Takes a while.'''\n"
+    "    await asyncio.sleep(seconds)\n"
+    "    return 'done'\n\n"
+    "ChatPanel(tools=[get_weather, slow])",
+]
+CALLS = f"{LAST}.querySelector('.ipychat-calls')"
+
+
+def test_tool_calls_show_under_their_answer_as_text(lab, browser):
+    page = new_page(browser)
+    write_notebook(lab.root / "tools.ipynb", TOOL_CELLS)
+    open_notebook(page, lab, "tools.ipynb")
+    run_all_cells(page)
+    page.wait_for_selector(".ipychat-panel .ipychat-send")
+    assert page.inner_text(".ipychat-tools") == "· tools: get_weather, slow"
+    ask(page, """Weather, slowly? [[emulator call=get_weather,slow """
+              """args='[{"city": "Oslo"}, {"seconds": 1.5}]']]""")
+    # While the slow tool runs its line waits, open, under the first call's result.
+    page.wait_for_function(f"() => !!{CALLS} && {CALLS}.open"
+                           f" && {CALLS}.innerText.includes('slow(seconds=1.5) …')")
+    page.wait_for_function(LAST_DONE)
+    assert page.evaluate(f"() => {CALLS}.querySelector('pre').textContent") == (
+        'get_weather(city="Oslo") → {"city": "Oslo", "sky": "<img src=x onerror=\\"window.hacked=1\\">"}'
+        "\nslow(seconds=1.5) → done")
+    assert page.evaluate(f"() => {CALLS}.open") is False  # folded once the answer ended
+    assert page.evaluate(f"() => {CALLS}.querySelector('summary').innerText") == "2 tool calls"
+    assert page.evaluate(f"() => {LAST}.querySelectorAll('img').length") == 0  # text, not HTML
+    assert page.evaluate("() => window.hacked") is None
+    assert " · 2 tool calls" in page.evaluate(f"() => {LAST}.querySelector('.ipychat-stats')"
+                                             ".innerText")

@@ -6,8 +6,11 @@ The kernel answers from ipychat's built-in emulator (demo mode), on 127.0.0.1.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from ipychat.panel import STOPPED
 from tests.support.kernel import Kernel
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
@@ -79,3 +82,69 @@ def test_a_question_from_the_page_is_answered_through_the_comm(kernel, panel_com
     assert answers[-1]["state"] == "complete" and "tok" in answers[-1]["text"]
     history = kernel.value("[t.prompt for t in panel.conversation.turns]")
     assert history == repr([f"From the page {SLOW}"])
+
+
+# -- tools ----------------------------------------------------------------------
+
+TOOLS = '''
+import time
+ran = []
+
+def get_weather(city: str) -> dict:
+    """Today's weather in a city."""
+    ran.append(city)
+    return {"city": city, "temp": 21}
+
+def slow(seconds: int) -> str:
+    """Takes a while."""
+    time.sleep(seconds)
+    return "done"
+'''
+
+
+def call(tool: str, args: str) -> str:
+    return f"[[emulator call={tool} args='{args}']]"
+
+
+def calls_of(msgs, comm_id):
+    """The call lines of each panel upsert that carried them, in order."""
+    found = [custom(m, comm_id, "upsert") for m in msgs]
+    return [c["message"]["calls"] for c in found if c and "calls" in c["message"]]
+
+
+def test_a_chat_cell_with_tools_shows_its_calls_in_the_panel(kernel, panel_comm):
+    kernel.run(TOOLS)
+    ran = kernel.run("%%chat -p openai --tools get_weather\nWeather in Oslo? "
+                     + call("get_weather", '{"city": "Oslo"}'))
+    line = 'get_weather(city="Oslo")'
+    assert calls_of(ran.messages, panel_comm) == [
+        [], [f"{line} …"], [f'{line} → {{"city": "Oslo", "temp": 21}}']]
+    assert kernel.value("ran") == "['Oslo']"
+
+
+def test_a_panel_with_tools_runs_them_and_interrupt_stops_a_plain_one(kernel):
+    kernel.run("%chat reset")
+    kernel.run(TOOLS)
+    comm_id = kernel.run("from ipychat import ChatPanel\n"
+                         "tooled = ChatPanel(provider='openai', tools=[get_weather, slow])\n"
+                         "print(tooled.comm.comm_id)").stdout.strip()
+    kernel.comm_send(comm_id, {"kind": "hello"})
+    kernel.listen(lambda m: custom(m, comm_id, "sync"))
+    kernel.comm_send(comm_id, {"kind": "ask",
+                               "text": "Paris? " + call("get_weather", '{"city": "Paris"}')})
+    seen = kernel.listen(lambda m: (custom(m, comm_id, "upsert") or {}).get(
+        "message", {}).get("state") == "complete")
+    assert calls_of(seen, comm_id)[-1] == ['get_weather(city="Paris") → {"city": "Paris", '
+                                           '"temp": 21}']
+    assert kernel.value("ran") == "['Paris']"
+
+    kernel.comm_send(comm_id, {"kind": "ask", "text": "Wait. " + call("slow", '{"seconds": 30}')})
+    kernel.listen(lambda m: ["slow(seconds=30) …"] in calls_of([m], comm_id))
+    asked = time.monotonic()
+    kernel.interrupt()
+    seen = kernel.listen(lambda m: (custom(m, comm_id, "upsert") or {}).get(
+        "message", {}).get("state") == "interrupted")
+    assert time.monotonic() - asked < 10  # not the tool's 30 s
+    assert calls_of(seen, comm_id)[-1] == ["slow(seconds=30) ✗ interrupted"]
+    assert kernel.value("tooled.status") == repr(STOPPED)
+    assert kernel.value("len(tooled.conversation.turns)") == "1"  # the cut answer stays out

@@ -82,7 +82,7 @@ async def test_an_answer_keeps_an_image_as_its_digest_and_the_model_gets_the_byt
     assert Answer("q", answer.provider, answer.model, messages=other, options=answer.options,
                   base_url=answer.base_url).key() != answer.key()
     target = FakeTarget()
-    await drain(recorder.source(target, answer, sent))
+    await drain(recorder.source(target, answer).stream(sent))
     assert target.asked == [sent]
 
 
@@ -147,7 +147,7 @@ def recorder(tmp_path, monkeypatch):
 async def test_off_asks_the_model_even_for_a_known_question(recorder):
     recorder.log.write(recorded())
     target, answer = FakeTarget(), asked()
-    assert await drain(recorder.source(target, answer, MESSAGES)) == [Text("live"),
+    assert await drain(recorder.source(target, answer).stream(MESSAGES)) == [Text("live"),
                                                                         Finish("stop")]
     assert target.asked == [MESSAGES] and answer.replayed is None
 
@@ -157,11 +157,11 @@ async def test_on_replays_a_complete_answer_and_asks_the_model_otherwise(recorde
     recorder.set_mode("on")
     target = FakeTarget()
     answer = asked()
-    assert await drain(recorder.source(target, answer, MESSAGES)) == [Text("live"),
+    assert await drain(recorder.source(target, answer).stream(MESSAGES)) == [Text("live"),
                                                                         Finish("stop")]
     recorder.log.write(recorded())
     again = asked()
-    got = await drain(recorder.source(target, again, MESSAGES))
+    got = await drain(recorder.source(target, again).stream(MESSAGES))
     assert got == [Reasoning("Greet back."), Text("Hello!"), Usage(3, 2), Finish("length")]
     assert len(target.asked) == 1 and again.replayed == "2023-11-14 22:13 UTC"
 
@@ -170,11 +170,11 @@ async def test_only_never_asks_and_says_what_is_missing(recorder):
     recorder.set_mode("only")
     target = FakeTarget()
     with pytest.raises(replay.NotRecorded, match="no complete answer in the log") as caught:
-        recorder.source(target, asked(), MESSAGES)
+        recorder.source(target, asked())
     assert target.asked == [] and "\n" not in str(caught.value)
     recorder.log.path.write_bytes(b"not a database" * 100)
     with pytest.raises(replay.NotRecorded, match="the log cannot be read"):
-        recorder.source(target, asked(), MESSAGES)
+        recorder.source(target, asked())
     assert target.asked == []
 
 
@@ -183,7 +183,7 @@ async def test_on_with_an_unreadable_log_asks_the_model(recorder):
     recorder.log.path.write_bytes(b"not a database" * 100)
     recorder.set_mode("on")
     target = FakeTarget()
-    assert await drain(recorder.source(target, asked(), MESSAGES)) == [Text("live"),
+    assert await drain(recorder.source(target, asked()).stream(MESSAGES)) == [Text("live"),
                                                                          Finish("stop")]
 
 
@@ -223,7 +223,7 @@ def test_replay_modes_come_from_the_environment_and_only_is_pinned(monkeypatch, 
         free.set_mode("sometimes")
     monkeypatch.setenv("IPYCHAT_REPLAY", "yes")
     with pytest.raises(errors.UsageError, match="IPYCHAT_REPLAY must be on, off or only"):
-        Recorder(Log(tmp_path / "log.db")).source(FakeTarget(), asked(), MESSAGES)
+        Recorder(Log(tmp_path / "log.db")).source(FakeTarget(), asked())
     monkeypatch.setenv("IPYCHAT_LOG", "off")
     assert Recorder().enabled is False
 

@@ -69,6 +69,7 @@ class Panel {
     this.system = h("input", { class: "ipychat-system", placeholder: "optional" });
     this.modelsNote = h("div", { class: "ipychat-models-note" });
     this.scope = h("span", { class: "ipychat-scope" });
+    this.toolsNote = h("span", { class: "ipychat-tools" });
     this.newChat = h("button", { class: "ipychat-new", text: "New chat" });
     this.exportButton = h("button", { class: "ipychat-export", text: "Export", title: "Write the conversation to a Markdown file" });
     this.list = h("div", { class: "ipychat-messages", role: "log", "aria-live": "polite" });
@@ -82,7 +83,7 @@ class Panel {
     this.more = h("summary");
     // Shortcuts off for the whole panel: keys typed here are the panel's, not the notebook's.
     this.root = h("div", { class: "ipychat-panel", "data-lm-suppress-shortcuts": "true" },
-      h("div", { class: "ipychat-header" }, h("strong", { text: "ipychat" }), this.scope,
+      h("div", { class: "ipychat-header" }, h("strong", { text: "ipychat" }), this.scope, this.toolsNote,
         h("span", { class: "ipychat-spacer" }), this.newChat, this.exportButton),
       h("div", { class: "ipychat-settings" }, labelled("Provider", this.provider), labelled("Model", model)),
       this.modelsNote,
@@ -119,6 +120,10 @@ class Panel {
       reasoning: () => { this.reasoning.value = m.get("reasoning"); },
       system: () => this.show(this.system, m.get("system")),
       scope: () => { this.scope.textContent = m.get("scope"); },
+      tool_names: () => {
+        const names = m.get("tool_names");
+        this.toolsNote.textContent = names.length ? `· tools: ${names.join(", ")}` : "";
+      },
       settings: () => this.showSettings(),
       status: () => this.showStatus(),
       status_kind: () => this.showStatus(),
@@ -253,7 +258,7 @@ class Panel {
 
   create(message) {
     const role = message.role === "user" ? "ipychat-user" : "ipychat-assistant ipychat-answer";
-    const item = { data: { parts: [] }, slots: [], opened: null };
+    const item = { data: { parts: [] }, slots: [], opened: null, callsOpened: null };
     item.who = h("span", { class: "ipychat-who" });
     item.copy = h("button", { class: "ipychat-copy", text: "Copy", title: "Copy this message's text" });
     item.copy.addEventListener("click", () => copyText(item.data.text || "", item.copy));
@@ -282,6 +287,7 @@ class Panel {
       }
       this.render(item.slots[i], md, item);
     });
+    this.drawCalls(item, streaming);
     item.body.classList.toggle("ipychat-waiting", streaming && !d.parts.join("") && !d.reasoning);
     this.settle(item);
     item.mark.textContent = d.mark ? `(${d.mark})` : "";
@@ -309,6 +315,27 @@ class Panel {
     item.reasoning.summary.textContent = thinking ? `Thinking… (${words})` : `Reasoning (${words})`;
     item.reasoning.el.open = item.opened === null ? thinking : item.opened;
     this.render(item.reasoning.slot, d.reasoning, item);
+  }
+
+  // Tool call lines: plain text (textContent), open while the answer streams.
+  drawCalls(item, streaming) {
+    const lines = item.data.calls || [];
+    if (!lines.length) {
+      if (item.calls) item.calls.el.remove();
+      item.calls = null;
+      return;
+    }
+    if (!item.calls) {
+      const summary = h("summary");
+      const pre = h("pre", { class: "ipychat-call-lines" });
+      const el = h("details", { class: "ipychat-calls" }, summary, pre);
+      summary.addEventListener("click", () => { item.callsOpened = !el.open; });
+      item.calls = { el, summary, pre };
+      item.body.after(el);
+    }
+    item.calls.summary.textContent = `${lines.length} tool call${lines.length === 1 ? "" : "s"}`;
+    item.calls.pre.textContent = lines.join("\n");
+    item.calls.el.open = item.callsOpened === null ? streaming : item.callsOpened;
   }
 
   // "ipychat-drawn": every part of the message shows its latest text (for tests,
