@@ -19,6 +19,7 @@ answer (``Interrupted``): a plain function gets a ``KeyboardInterrupt``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import time
@@ -113,11 +114,29 @@ class ToolLoop:
         found = self.prepared(run)
         if found is None:
             return
-        started = self.feed.clock()
-        try:
+        with self.running(run) as outcome:
             value = interruptible(lambda: found[0].call(found[1]))
-            if inspect.isawaitable(value):
-                value = await value
+            outcome.value = await value if inspect.isawaitable(value) else value
+
+    def run_blocking(self, run: ToolRun) -> None:
+        """Run one call in this thread; an async tool on ipychat's loop thread."""
+        from .loopthread import run_sync
+
+        found = self.prepared(run)
+        if found is None:
+            return
+        with self.running(run) as outcome:
+            value = interruptible(lambda: found[0].call(found[1]))
+            outcome.value = run_sync(_awaited(value)) if inspect.isawaitable(value) else value
+
+    @contextlib.contextmanager
+    def running(self, run: ToolRun):
+        """Around one call: whatever way it ends, ``run`` ends so (its result is
+        ``outcome.value``). An exception is the model's result; an interrupt
+        ends the answer (a cancel goes on as it came)."""
+        started, outcome = self.feed.clock(), _Outcome()
+        try:
+            yield outcome
         except asyncio.CancelledError:
             self.ended(run, self.feed.clock() - started, error=INTERRUPTED)
             raise
@@ -127,27 +146,11 @@ class ToolLoop:
         except Exception as err:
             self.ended(run, self.feed.clock() - started, error=error_text(err))
         else:
-            self.ended(run, self.feed.clock() - started, value)
+            self.ended(run, self.feed.clock() - started, outcome.value)
 
-    def run_blocking(self, run: ToolRun) -> None:
-        """Run one call in this thread; an async tool on ipychat's loop thread."""
-        from .loopthread import run_sync
 
-        found = self.prepared(run)
-        if found is None:
-            return
-        started = self.feed.clock()
-        try:
-            value = interruptible(lambda: found[0].call(found[1]))
-            if inspect.isawaitable(value):
-                value = run_sync(_awaited(value))
-        except KeyboardInterrupt:
-            self.ended(run, self.feed.clock() - started, error=INTERRUPTED)
-            raise Interrupted(INTERRUPTED) from None
-        except Exception as err:
-            self.ended(run, self.feed.clock() - started, error=error_text(err))
-        else:
-            self.ended(run, self.feed.clock() - started, value)
+class _Outcome:
+    value = None
 
 
 async def _awaited(value):
