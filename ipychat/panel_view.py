@@ -1,8 +1,9 @@
 """The chat panel's widget: the state it shares with the page, and the
 messages it exchanges with it; what the panel does lives in ``panel.py``.
 
-The page side is ``static/panel.js`` (an anywidget ES module: no front-end
-build step, no extension of our own) and ``static/panel.css``. The synced
+The page side is one anywidget ES module (no front-end build step, no
+extension of our own): ``static/messages.js`` (the message list) then
+``static/panel.js`` (the controls), joined here, and ``static/panel.css``. The synced
 state holds the controls and the status only, a few hundred bytes however
 long the chat: messages go as custom messages, a whole list when a view
 says hello (it has just been drawn) and then one message per change.
@@ -54,7 +55,8 @@ def provider_choices(infos: Iterable, demo: bool) -> List[Tuple[str, str]]:
 class PanelView(anywidget.AnyWidget):
     """The panel's synced state and its side of the conversation with the page."""
 
-    _esm = STATIC / "panel.js"
+    _esm = "\n".join((STATIC / name).read_text(encoding="utf-8")
+                      for name in ("messages.js", "panel.js"))
     _css = STATIC / "panel.css"
 
     #: [label, name] of every provider, for the dropdown.

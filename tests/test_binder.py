@@ -94,7 +94,7 @@ def test_the_virtualenv_has_jupyterlab_ipywidgets_and_its_own_ipychat(binder_ins
     assert Path(prefix) == python.parent.parent  # a clean venv, not this interpreter
     assert Path(location).is_relative_to(prefix)  # installed, not this checkout
     static = Path(location).parent / "static"  # the panel's page side, installed with it
-    assert (static / "panel.js").is_file() and (static / "panel.css").is_file()
+    assert all((static / name).is_file() for name in ("messages.js", "panel.js", "panel.css"))
 
 
 def test_quickstart_runs_in_the_binder_environment(binder_install, tmp_path):

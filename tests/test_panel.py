@@ -1,5 +1,5 @@
 """ChatPanel without a browser: ``tests.support.page.Page`` stands in for the
-page (it says hello and keeps the messages the panel sends, as panel.js
+page (it says hello and keeps the messages the panel sends, as messages.js
 does); questions go through the panel's own handlers, inside a running loop
 as in a kernel's comm handler; the servers are real, on 127.0.0.1."""
 

@@ -284,7 +284,7 @@ TOOL_CELLS = [
     "    return 'done'\n\n"
     "ChatPanel(tools=[get_weather, slow])",
 ]
-CALLS = f"{LAST}.querySelector('.ipychat-calls')"
+CALLS = f"{LAST}?.querySelector('.ipychat-calls')"  # null until the answer shows
 
 
 def test_tool_calls_show_under_their_answer_as_text(lab, browser):

@@ -1,5 +1,5 @@
 """What the panel's page keeps, without a browser: every custom message the
-panel sends, applied the way ``ipychat/static/panel.js`` applies it.
+panel sends, applied the way ``ipychat/static/messages.js`` applies it.
 
     page = Page(panel)      # says hello, as a view does once drawn
     panel.ask("hi"); ...
