@@ -85,6 +85,16 @@ def find(rows, kind, n, pace=0) -> dict:
     return next(r for r in rows if r["kind"] == kind and r["chunks"] == n and r["pace_ms"] == pace)
 
 
+def paired_ratio(chat: dict, once: dict) -> float:
+    """Median over rounds of chat CPU / once CPU, the two run back to back.
+
+    A kernel's CPU per stream is bimodal on a shared machine (in about a
+    third of runs ~1.6x, on either path): a ratio of two 5-run medians then
+    spans 0.7-1.6x for the same code, the ratio within each round 0.9-1.4x.
+    """
+    return common.median(c["cpu"] / o["cpu"] for c, o in zip(chat["runs"], once["runs"]))
+
+
 def targets_from(rows, sizes, pace) -> list:
     big, small = sizes[-1], sizes[0]
     chat_big = find(rows, "chat", big)
@@ -95,7 +105,7 @@ def targets_from(rows, sizes, pace) -> list:
         # The issue's "rendering the final text once": the same answer, received
         # and then shown once. The live view's cost is the difference.
         common.target(f"%%chat fast {big:,}: kernel CPU / (fetch + show once)",
-                      chat_big["kernel_cpu_s"] / once_big, "<=", 1.5, "x"),
+                      paired_ratio(chat_big, find(rows, "once", big)), "<=", 1.5, "x"),
         common.target(f"%%chat {pace:g} ms/chunk {small:,}: updates", paced_small["updates"],
                       "<=", 30),
         common.target(f"%%chat {pace:g} ms/chunk {small:,}: update MB",
@@ -110,7 +120,7 @@ def targets_from(rows, sizes, pace) -> list:
     for n in sizes:  # not issue targets: the live view's cost when the stream is paced
         found.append(common.target(
             f"(info) %%chat {pace:g} ms/chunk {n:,}: kernel CPU / (fetch + show once, paced)",
-            find(rows, "chat", n, pace)["kernel_cpu_s"] / find(rows, "once", n, pace)["kernel_cpu_s"],
+            paired_ratio(find(rows, "chat", n, pace), find(rows, "once", n, pace)),
             "<=", 1.5, "x"))
     for row in rows:
         if row["kind"] == "chat" and row["first_update_ms"] is not None:
