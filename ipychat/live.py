@@ -2,9 +2,9 @@
 
 A ``LiveView`` wraps the asking shell's view and tells the conversation's
 watchers (the panel) as its answer starts and grows (text, reasoning, tool
-calls), at most once per ``LIVE_INTERVAL``, a tool call's start at once; ``Conversation.record`` tells them it ended. A
-``Collector`` is the view of a shell that shows answers only through those
-watchers. Split from ``session`` so that each stays one responsibility.
+calls), at most once per ``LIVE_INTERVAL`` but a tool call's start at once;
+``Conversation.record`` tells them it ended. A ``Collector`` is the view of
+a shell that shows answers only through those watchers. Split from ``session`` so that each stays one responsibility.
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 A thin shell over ``session`` (Conversation), ``toolloop`` (one answer,
 with the tools it may call), ``targets`` (which provider, demo routing,
-model lists) and ``transcript`` (messages of safe Markdown). The panel shows every answer of its conversation through
-the conversation's watchers, its own and those of ``%%chat`` cells alike:
-an answer streams from the provider into the asking shell's view, the
-conversation tells its watchers (≤ ~10 times a second), and the panel sends
-the page that one message, never the whole chat.
+model lists) and ``transcript`` (messages of safe Markdown). The panel
+shows every answer of its conversation through the conversation's
+watchers, its own and those of ``%%chat`` cells alike: an answer streams
+from the provider into the asking shell's view, the conversation tells its
+watchers (≤ ~10 times a second), and the panel sends the page that one
+message, never the whole chat.
 
 One answer at a time: Send is off while an answer of the conversation
 streams, so each question is asked with the previous answer in the history.

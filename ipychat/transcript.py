@@ -97,8 +97,8 @@ def _mark(answer: Answer) -> str:
         return "interrupted"
     mark = answer.mark()
     if mark and answer.tool_limit is not None:
-        return (f"stopped after {answer.tool_limit} tool rounds: raise it with "
-                "ChatPanel(max_tool_rounds=...)")
+        # The panel shows cells' answers too: name the setting both have.
+        return f"stopped after {answer.tool_limit} tool rounds: raise max_tool_rounds"
     return PANEL_MARKS.get(answer.finish_reason or "", mark) if mark else ""
 
 

@@ -113,8 +113,7 @@ async def test_the_round_limit_is_a_mark_that_names_the_panels_setting():
     await ask(panel, "Again. " + directive("get_weather", {"city": "Lima"})[:-2] + " rounds=5]]")
     answer = page.ordered()[1]
     assert len(answer["calls"]) == 2
-    assert answer["mark"] == ("stopped after 2 tool rounds: raise it with "
-                              "ChatPanel(max_tool_rounds=...)")
+    assert answer["mark"] == "stopped after 2 tool rounds: raise max_tool_rounds"
 
 
 async def test_stop_during_an_async_tool_cancels_it_and_keeps_the_line():
