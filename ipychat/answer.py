@@ -42,13 +42,31 @@ class ToolRun:
     error: Optional[str] = None
     seconds: Optional[float] = None
 
+    @classmethod
+    def asked(cls, id: str, name: str, raw_arguments: str, **ended) -> "ToolRun":
+        """A call as the model sent it (``ended``: result or error, seconds)."""
+        return cls(id, name, shown_arguments(raw_arguments), raw_arguments, **ended)
+
     @property
     def done(self) -> bool:
         return self.result is not None or self.error is not None
 
+    def as_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "arguments": self.raw_arguments,
+                "result": self.result, "error": self.error, "seconds": self.seconds}
+
     def __repr__(self) -> str:
         outcome = f"error={self.error!r}" if self.error is not None else f"result={self.result!r}"
         return f"ToolRun({self.name}, arguments={self.arguments!r}, {outcome})"
+
+
+def shown_arguments(raw: str):
+    """A call's arguments for ``ToolRun.arguments``: a dict when they are a JSON object."""
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return raw
+    return value if isinstance(value, dict) else raw
 
 
 @dataclass
@@ -57,6 +75,17 @@ class Round:
 
     text: str
     calls: List[ToolRun] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"text": self.text, "calls": [run.as_dict() for run in self.calls]}
+
+    @classmethod
+    def of(cls, found: dict) -> "Round":
+        """The round ``as_dict`` gave (from the log)."""
+        return cls(found.get("text") or "", [
+            ToolRun.asked(c["id"], c["name"], c.get("arguments") or "{}", result=c.get("result"),
+                          error=c.get("error"), seconds=c.get("seconds"))
+            for c in found.get("calls") or ()])
 
 
 @dataclass
@@ -73,8 +102,9 @@ class Answer:
     ``options`` (the body options: temperature, limits, ``--param``; never a
     key, a cookie or a proxy) and ``base_url`` (where it went, credentials
     hidden; "built-in emulator" in demo mode). ``conversation`` names the
-    conversation the answer belongs to (None: a one-off). ``replayed`` is the
-    date of the logged answer it was replayed from (None: live).
+    conversation the answer belongs to (None: a one-off). ``tools`` are the
+    schemas of the tools offered: they decide the answer too. ``replayed`` is
+    the date of the logged answer it was replayed from (None: live).
     """
 
     prompt: str
@@ -99,6 +129,8 @@ class Answer:
     rounds: List[Round] = field(default_factory=list)
     #: The tool round limit, when the model still asked for tools once it was reached.
     tool_limit: Optional[int] = None
+    #: The tools offered (``ToolBox.schemas``); empty when none were.
+    tools: list = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -123,6 +155,8 @@ class Answer:
         the messages sent and the body options. Equal keys, equal questions."""
         decides = {"provider": self.provider, "model": self.model, "base_url": self.base_url,
                    "messages": without_image_bytes(self.messages), "options": self.options}
+        if self.tools:  # only then: the keys of answers without tools stay as they were
+            decides["tools"] = self.tools
         text = json.dumps(decides, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
                           default=str)
         return hashlib.sha256(text.encode()).hexdigest()

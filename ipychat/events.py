@@ -104,7 +104,16 @@ class Note:
     kind: ClassVar[str] = "note"
 
 
-Event = Union[Text, Reasoning, Usage, Finish, ToolCall, Note, Retry]
+@dataclass(frozen=True)
+class ToolRan:
+    """A tool call that ran before: a replayed answer's, shown and never run
+    again (``run`` is an ``answer.ToolRun``, result and all)."""
+
+    run: object
+    kind: ClassVar[str] = "tool_ran"
+
+
+Event = Union[Text, Reasoning, Usage, Finish, ToolCall, ToolRan, Note, Retry]
 
 #: Each protocol's word for why an answer ended, and ours.
 _REASONS = {

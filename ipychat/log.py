@@ -35,7 +35,8 @@ from . import errors
 from .answer import COMPLETE, Answer
 from .logrows import COLUMNS, Entry, entry_of, env_secrets, row_of
 
-SCHEMA_VERSION = 1
+#: 2: ``rounds`` (an answer's tool calls, JSON), added to a version 1 log in place.
+SCHEMA_VERSION = 2
 #: Seconds a writer waits for another one (busy timeout and retries together).
 BUSY_TIMEOUT = 5.0
 
@@ -52,7 +53,8 @@ CREATE TABLE IF NOT EXISTS answers (
     finish_reason TEXT, first_token_s REAL, duration_s REAL,
     status TEXT, error TEXT,
     conversation TEXT,              -- Conversation.id, NULL for a one-off
-    key TEXT                        -- Answer.key(): what replay looks up
+    key TEXT,                       -- Answer.key(): what replay looks up
+    rounds TEXT                     -- JSON: the model turns and tool calls, NULL without
 );
 CREATE INDEX IF NOT EXISTS answers_by_key ON answers (key, status);
 CREATE INDEX IF NOT EXISTS answers_by_notebook ON answers (notebook, id);
@@ -280,6 +282,9 @@ def _ensure_schema(db: sqlite3.Connection) -> None:
             for statement in _SCHEMA.split(";"):  # executescript would COMMIT first
                 if statement.strip():
                     db.execute(statement)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(answers)")}
+            if "rounds" not in columns:  # a version 1 log: its rows had no tool calls
+                db.execute("ALTER TABLE answers ADD COLUMN rounds TEXT")
             if fts5_available():
                 db.execute(_FTS)
                 db.execute("INSERT INTO answers_fts (answers_fts) VALUES ('rebuild')")

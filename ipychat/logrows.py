@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 from . import errors
-from .answer import Answer
+from .answer import Answer, Round
 from .messages import without_image_bytes
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: The columns ``row_of`` fills, in its order.
 COLUMNS = ("time", "notebook", "provider", "model", "base_url", "messages", "options",
            "prompt", "text", "reasoning", "input_tokens", "output_tokens", "finish_reason",
-           "first_token_s", "duration_s", "status", "error", "conversation", "key")
+           "first_token_s", "duration_s", "status", "error", "conversation", "key", "rounds")
 #: Environment variables whose values are secrets, by name.
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|COOKIE|CREDENTIAL", re.I)
 
@@ -47,7 +47,8 @@ class Entry:
                 "text": a.text, "reasoning": a.reasoning, "usage": dict(a.usage),
                 "finish_reason": a.finish_reason, "first_token_s": a.first_token_s,
                 "duration_s": a.duration_s, "status": a.status, "error": a.error,
-                "conversation": a.conversation, "key": self.key}
+                "conversation": a.conversation, "key": self.key,
+                "rounds": [turn.as_dict() for turn in a.rounds]}
 
 
 def row_of(answer: Answer, notebook: Optional[str], secrets: Sequence[str]) -> tuple:
@@ -67,7 +68,8 @@ def row_of(answer: Answer, notebook: Optional[str], secrets: Sequence[str]) -> t
             clean(answer.text), clean(answer.reasoning), usage.get("input_tokens"),
             usage.get("output_tokens"), answer.finish_reason, answer.first_token_s,
             answer.duration_s, answer.status, clean(answer.error), answer.conversation,
-            answer.key())
+            answer.key(), as_json([turn.as_dict() for turn in answer.rounds]) if answer.rounds
+            else None)
 
 
 def entry_of(row: sqlite3.Row) -> Entry:
@@ -79,8 +81,16 @@ def entry_of(row: sqlite3.Row) -> Entry:
         text=row["text"] or "", reasoning=row["reasoning"] or "",
         usage={"input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"]},
         finish_reason=row["finish_reason"], first_token_s=row["first_token_s"],
-        duration_s=row["duration_s"], status=row["status"], error=row["error"])
+        duration_s=row["duration_s"], status=row["status"], error=row["error"],
+        rounds=[Round.of(turn) for turn in _json(_get(row, "rounds"), [])])
+    if answer.finish_reason == "tool_calls" and answer.rounds:  # stopped by the round limit
+        answer.tool_limit = sum(1 for turn in answer.rounds if turn.calls)
     return Entry(row["id"], row["time"], row["notebook"], row["key"], answer)
+
+
+def _get(row: sqlite3.Row, name: str):
+    """A column a log of an older schema, read before any write, may lack."""
+    return row[name] if name in row.keys() else None
 
 
 def _json(text: Optional[str], empty):

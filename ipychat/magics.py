@@ -142,7 +142,8 @@ class ChatMagics(Magics):
         messages = self.conversation.messages_for(
             prompt.content(), use_history=not opts.no_history, system=self._system(opts))
         answer = target.answer(prompt.text, messages,
-                               conversation=None if opts.no_history else self.conversation.id)
+                               conversation=None if opts.no_history else self.conversation.id,
+                               tools=tools.schemas if tools else None)
         source = self.recorder.source(target, answer)  # the log's answer, or the model
         header = "\n\n".join(filter(None, [target.note, answer.replayed and replay.note(answer)]))
         view = self._view(opts, header)

@@ -181,7 +181,8 @@ class ChatPanel(PanelView):
             if self.tools:
                 target.check_tools()
             messages = self.conversation.messages_for(prompt.content())
-            answer = target.answer(prompt.text, messages, conversation=self.conversation.id)
+            answer = target.answer(prompt.text, messages, conversation=self.conversation.id,
+                                   tools=self.tools.schemas if self.tools else None)
             source = self.recorder.source(target, answer)  # the log's answer, or the model
         except errors.ChatError as err:  # e.g. replay only, and nothing recorded
             self.show_status(str(err), "error")

@@ -2,10 +2,12 @@
 
 A replayed answer flows like a live one: ``events_of`` yields the recorded
 reasoning, text, usage and finish reason as the events a provider would
-have sent, so the view, ``session.Feed``, the history, ``--out`` and
+have sent (and its tool calls as ``ToolRan``: shown, not run again), so the view, ``session.Feed``, the history, ``--out`` and
 ``last_result()`` take it the way they take any answer. Only the times are
 not measured again: ``prefill`` gives the new ``Answer`` the recorded ones,
-so its stats line is the one the live answer had.
+so its stats line is the one the live answer had, and its model turns with
+their calls, so the history after it is the one the live answer left (and
+the next question's key the same).
 
 Pure: no I/O. Looking the answer up is ``log.find``'s job.
 """
@@ -17,7 +19,8 @@ from typing import AsyncIterator
 
 from . import errors
 from .answer import Answer
-from .events import Event, Finish, Reasoning, Text, usage
+from .answer import Round
+from .events import Event, Finish, Reasoning, Text, ToolRan, usage
 
 #: ``%chat replay`` and ``IPYCHAT_REPLAY`` words.
 OFF, ON, ONLY = "off", "on", "only"
@@ -41,10 +44,12 @@ def note(answer: Answer) -> str:
 
 
 def prefill(answer: Answer, recorded: Answer) -> None:
-    """Make ``answer`` the replay of ``recorded``: its date and its times."""
+    """Make ``answer`` the replay of ``recorded``: its date, its times, its turns."""
     answer.replayed = date_of(recorded.asked_at)
     answer.first_token_s = recorded.first_token_s
     answer.duration_s = recorded.duration_s
+    answer.rounds = [Round.of(turn.as_dict()) for turn in recorded.rounds]  # copies
+    answer.tool_limit = recorded.tool_limit
 
 
 class Recorded:
@@ -59,7 +64,10 @@ class Recorded:
 
 
 async def events_of(recorded: Answer) -> AsyncIterator[Event]:
-    """The recorded answer as the events that made it: reasoning, text, usage, finish."""
+    """The recorded answer as the events that made it: reasoning, tool calls,
+    text, usage, finish."""
+    for run in recorded.tool_calls:
+        yield ToolRan(run)
     if recorded.reasoning:
         yield Reasoning(recorded.reasoning)
     if recorded.text:

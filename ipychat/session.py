@@ -201,6 +201,9 @@ class Feed:
         elif kind == "note":
             self.view.note(event.text)
             return
+        elif kind == "tool_ran":  # a replay's: the Answer has it already (replay.prefill)
+            self.view.tool(event.run)
+            return
         else:
             self._note(event)
             return

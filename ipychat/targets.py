@@ -85,14 +85,16 @@ class Target:
         """The model asked for: the one named, else the first provider's default."""
         return self.model or getattr(self.legs[0].provider, "model", None)
 
-    def answer(self, prompt: str, messages: Messages,
-               conversation: Optional[str] = None) -> Answer:
-        """The ``Answer`` this target is about to give: who, and what is sent."""
+    def answer(self, prompt: str, messages: Messages, conversation: Optional[str] = None,
+               tools: Optional[list] = None) -> Answer:
+        """The ``Answer`` this target is about to give: who, and what is sent
+        (``tools``: the schemas of the tools offered)."""
         where = [leg.where for leg in self.legs]
         return Answer(prompt, self.label, self.model_label,
                       messages=without_image_bytes(messages),
                       options=dict(self.options), conversation=conversation,
-                      base_url=" → ".join(w or "?" for w in where) if any(where) else None)
+                      base_url=" → ".join(w or "?" for w in where) if any(where) else None,
+                      tools=list(tools or ()))
 
     def secrets(self) -> List[str]:
         return [secret for leg in self.legs for secret in leg.secrets()]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import time
 from typing import Iterable, List, Optional, Union
 
@@ -54,6 +53,12 @@ class ToolLoop:
         self.feed, self.messages = feed, messages
         self.tools = as_toolbox(tools)
         self.max_rounds, self.limit = max_rounds, limit
+        self._before = len(feed.answer.rounds)  # a replayed answer comes with its own
+
+    @property
+    def rounds(self) -> int:
+        """How many model turns this loop has closed with calls or after them."""
+        return len(self.answer.rounds) - self._before
 
     @property
     def answer(self) -> Answer:
@@ -62,7 +67,7 @@ class ToolLoop:
     def request(self) -> Messages:
         """The messages of the next model turn: the question, then this answer's
         turns so far with their calls and results."""
-        return self.messages + turn_messages(self.answer) if self.answer.rounds else self.messages
+        return self.messages + turn_messages(self.answer) if self.rounds else self.messages
 
     def offer(self) -> dict:
         """Keyword arguments for ``Target.stream``: the tools, if any."""
@@ -73,16 +78,15 @@ class ToolLoop:
         text, calls = self.feed.end_round()
         if not calls or self.tools is None:  # none offered: Feed.done notes them
             self.feed.calls = calls
-            if self.answer.rounds:
+            if self.rounds:
                 self.answer.rounds.append(Round(text))
             return []
-        if len(self.answer.rounds) >= self.max_rounds:
+        if self.rounds >= self.max_rounds:
             self.answer.tool_limit = self.max_rounds
             self.answer.finish_reason = "tool_calls"
             self.answer.rounds.append(Round(text))  # its calls never ran: not history
             return []
-        runs = [ToolRun(call.id, call.name, _shown_arguments(call.arguments), call.arguments)
-                for call in calls]
+        runs = [ToolRun.asked(call.id, call.name, call.arguments) for call in calls]
         self.answer.rounds.append(Round(text, runs))
         return runs
 
@@ -155,15 +159,6 @@ class _Outcome:
 
 async def _awaited(value):
     return await value
-
-
-def _shown_arguments(raw: str):
-    """The arguments for ``ToolRun.arguments``: a dict when they are a JSON object."""
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        return raw
-    return value if isinstance(value, dict) else raw
 
 
 async def answer_into(target, messages: Messages, view, answer: Answer, tools: Tools = None,
