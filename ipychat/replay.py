@@ -18,8 +18,7 @@ import time
 from typing import AsyncIterator
 
 from . import errors
-from .answer import Answer
-from .answer import Round
+from .answer import Answer, Round
 from .events import Event, Finish, Reasoning, Text, ToolRan, usage
 
 #: ``%chat replay`` and ``IPYCHAT_REPLAY`` words.
