@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from ipychat.emulator import base_url_for
-from tests.support.kernel import Kernel
+from tests.support.kernel import loaded_kernel
 from tests.support.matrix import emulator  # noqa: F401  (the module's emulator fixture)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
@@ -18,10 +18,8 @@ FAKE_KEY = "sk-context-Very-Secret-0123456789"
 
 @pytest.fixture(scope="module")
 def kernel(emulator):
-    k = Kernel(env={"IPYCHAT_DEMO": "0", "OPENAI_API_KEY": FAKE_KEY, "ANTHROPIC_API_KEY": ""})
-    k.run("%load_ext ipychat")
-    yield k
-    k.shutdown()
+    with loaded_kernel(OPENAI_API_KEY=FAKE_KEY) as k:
+        yield k
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from tests.support.kernel import Kernel
+from tests.support.kernel import loaded_kernel
 from tests.support.llama import llama_server  # noqa: F401  (the session fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -160,10 +160,8 @@ async def test_create_async_generator_yields_the_text_only(llama_server):  # noq
 
 @pytest.fixture(scope="module")
 def kernel(llama_server):  # noqa: F811
-    k = Kernel(env={"IPYCHAT_DEMO": "0", "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""})
-    k.run("%load_ext ipychat")
-    yield k
-    k.shutdown()
+    with loaded_kernel() as k:
+        yield k
 
 
 def chat_cell(server, options, prompt):

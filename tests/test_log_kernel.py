@@ -17,7 +17,7 @@ from ipychat.emulator import base_url_for
 from ipychat.emulator.reply import reply_text
 from ipychat.log import Log
 from tests.support.files import read_only
-from tests.support.kernel import Kernel
+from tests.support.kernel import Kernel, loaded_kernel
 from tests.support.matrix import emulator  # noqa: F401  (the module's emulator fixture)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(240)]
@@ -34,10 +34,8 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def kernel(home):
-    k = Kernel(env=env_for(home))
-    k.run("%load_ext ipychat")
-    yield k
-    k.shutdown()
+    with loaded_kernel(**env_for(home)) as k:
+        yield k
 
 
 def env_for(home, **extra):
@@ -295,20 +293,14 @@ def test_log_table_search_export_and_clear(kernel, log, emulator, tmp_path):
 
 def test_resume_after_a_restart_continues_the_conversation(tmp_path, emulator):
     home = tmp_path / "home"
-    first = Kernel(env=env_for(home, JPY_SESSION_NAME="resumed.ipynb"))
-    try:
-        first.run("%load_ext ipychat")
+    with loaded_kernel(**env_for(home, JPY_SESSION_NAME="resumed.ipynb")) as first:
         ok(first.run(openai_cell(emulator, "One.", "-s 'Be brief.'")))
         ok(first.run(openai_cell(emulator, "Aside.", "--no-history")))
         ok(first.run(openai_cell(emulator, "Two.")))
         ok(first.run(openai_cell(emulator, "Three.", "-o three")))
         sent_three = json.loads(emulator.requests[-1].body)["messages"]
         three = ast.literal_eval(first.value("three"))
-    finally:
-        first.shutdown()
-    second = Kernel(env=env_for(home, JPY_SESSION_NAME="resumed.ipynb"))
-    try:
-        second.run("%load_ext ipychat")
+    with loaded_kernel(**env_for(home, JPY_SESSION_NAME="resumed.ipynb")) as second:
         said = ok(second.run("%chat resume")).last_text()
         assert said.startswith("Resumed the last conversation of resumed.ipynb: 3 turn(s), ")
         ok(second.run(openai_cell(emulator, "Four.")))
@@ -318,8 +310,6 @@ def test_resume_after_a_restart_continues_the_conversation(tmp_path, emulator):
         assert sent_three[0] == {"role": "system", "content": "Be brief."}
         assert "No conversation of nobody.ipynb" in second.run(
             "%chat resume nobody.ipynb").last_text()
-    finally:
-        second.shutdown()
 
 
 # -- replay ------------------------------------------------------------------------------
@@ -351,15 +341,9 @@ def test_replay_only_never_sends_and_says_so(tmp_path, emulator):
     home = tmp_path / "home"
     url = base_url_for("openai", emulator.url)
     cell = f"%%chat -p openai --base-url {url} -m emulator -o said\nRecorded?"
-    recording = Kernel(env=env_for(home))
-    try:
-        recording.run("%load_ext ipychat")
+    with loaded_kernel(**env_for(home)) as recording:
         ok(recording.run(cell))
-    finally:
-        recording.shutdown()
-    k = Kernel(env=env_for(home, IPYCHAT_REPLAY="only", IPYCHAT_LOG="0"))
-    try:
-        k.run("%load_ext ipychat")
+    with loaded_kernel(**env_for(home, IPYCHAT_REPLAY="only", IPYCHAT_LOG="0")) as k:
         asked = len(emulator.requests)
         assert "(IPYCHAT_REPLAY=only holds for this run)" in k.run(
             "%chat replay off").last_text()
@@ -371,6 +355,4 @@ def test_replay_only_never_sends_and_says_so(tmp_path, emulator):
         assert "replay only: this question has no complete answer in the log" in line
         assert missing.of_type("display_data") == []
         assert len(emulator.requests) == asked
-    finally:
-        k.shutdown()
     assert len(Log(home / "log.db").entries()) == 1  # IPYCHAT_LOG=0: nothing more

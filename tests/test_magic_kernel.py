@@ -11,19 +11,16 @@ import pytest
 from aiohttp import web
 from ipychat.render import SEGMENT_CHARS
 
-from tests.support.kernel import Kernel
+from tests.support.kernel import loaded_kernel
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    k = Kernel(env={"IPYCHAT_DEMO": "0", "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""})
-    k.run("%load_ext ipychat")
     # Outputs are compared whole; the stats line (times vary) is in test_reasoning_kernel.py.
-    k.run("%config ChatMagics.stats = False")
-    yield k
-    k.shutdown()
+    with loaded_kernel("%config ChatMagics.stats = False") as k:
+        yield k
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from ipychat.panel import STOPPED
-from tests.support.kernel import Kernel
+from tests.support.kernel import loaded_kernel
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 SLOW = "[[emulator delay=0.02 chunks=30]]"
@@ -19,10 +19,8 @@ SLOW = "[[emulator delay=0.02 chunks=30]]"
 
 @pytest.fixture(scope="module")
 def kernel():
-    k = Kernel(env={"IPYCHAT_DEMO": "1", "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""})
-    k.run("%load_ext ipychat")
-    yield k
-    k.shutdown()
+    with loaded_kernel(IPYCHAT_DEMO="1") as k:
+        yield k
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from ipychat.emulator import base_url_for
 from ipychat.emulator.reply import reasoning_text
-from tests.support.kernel import Kernel
+from tests.support.kernel import loaded_kernel
 from tests.support.matrix import emulator  # noqa: F401  (the module's emulator fixture)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
@@ -19,11 +19,8 @@ KEY_ENV, FAKE_KEY = "EMULATOR_TEST_KEY", "sk-emulator-test-0123456789"
 
 @pytest.fixture(scope="module")
 def kernel():
-    k = Kernel(env={"IPYCHAT_DEMO": "0", "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "",
-                    KEY_ENV: FAKE_KEY})
-    k.run("%load_ext ipychat")
-    yield k
-    k.shutdown()
+    with loaded_kernel(**{KEY_ENV: FAKE_KEY}) as k:
+        yield k
 
 
 @pytest.fixture(autouse=True)

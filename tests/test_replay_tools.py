@@ -20,7 +20,7 @@ from ipychat.recorder import Recorder
 from ipychat.render import StreamView
 from ipychat.session import Conversation, turn_messages
 from ipychat.toolloop import answer_into
-from tests.support.kernel import Kernel
+from tests.support.kernel import loaded_kernel
 from tests.support.matrix import emulator  # noqa: F401  (the module's emulator fixture)
 from tests.test_log_kernel import env_for, ok
 
@@ -143,14 +143,9 @@ def test_run_all_with_a_tool_cell_replays_every_cell_under_replay_only(tmp_path,
              f"%%chat -p openai --base-url {url} -m emulator\nAnd tomorrow?"]
 
     def run_all(env) -> list:
-        k = Kernel(env=env)
-        try:
-            k.run("%load_ext ipychat")
-            k.run(TOOL)
+        with loaded_kernel(TOOL, **env) as k:
             shown = [ok(k.run(cell)).last_text() for cell in cells]
             return shown + [k.value("ran")]
-        finally:
-            k.shutdown()
 
     live = run_all(env_for(home))
     asked = len(emulator.requests)

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ipychat.emulator import base_url_for
-from tests.support.kernel import Kernel
+from tests.support.kernel import loaded_kernel
 from tests.support.matrix import emulator  # noqa: F401  (the module's emulator fixture)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
@@ -15,10 +15,8 @@ pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 
 @pytest.fixture(scope="module")
 def kernel():
-    k = Kernel(env={"IPYCHAT_DEMO": "0", "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""})
-    k.run("%load_ext ipychat")
-    yield k
-    k.shutdown()
+    with loaded_kernel() as k:
+        yield k
 
 
 @pytest.fixture(autouse=True)

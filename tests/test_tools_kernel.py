@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support.kernel import Kernel
+from tests.support.kernel import loaded_kernel
 from tests.support.matrix import emulator  # noqa: F401  (the module's emulator fixture)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
@@ -33,12 +33,8 @@ async def wait(seconds: float):
 
 @pytest.fixture(scope="module")
 def kernel():
-    k = Kernel(env={"IPYCHAT_DEMO": "0", "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""})
-    k.run("%load_ext ipychat")
-    k.run("%config ChatMagics.stats = False")
-    k.run(TOOLS)
-    yield k
-    k.shutdown()
+    with loaded_kernel("%config ChatMagics.stats = False", TOOLS) as k:
+        yield k
 
 
 @pytest.fixture(autouse=True)

@@ -3,10 +3,12 @@
 ``Kernel.run(code)`` executes a cell and returns every IOPub message it
 caused, in order, until the kernel is idle again; ``on_message`` sees each as
 it arrives (e.g. to interrupt the kernel mid-answer). All waits are bounded.
+``loaded_kernel()`` is one with ipychat loaded, shut down however the test ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -15,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
@@ -161,3 +163,21 @@ class Kernel:
     def shutdown(self) -> None:
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=True)
+
+
+#: No keys and no demo mode: a test points the kernel at its own servers.
+NO_KEYS = {"IPYCHAT_DEMO": "0", "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""}
+
+
+@contextlib.contextmanager
+def loaded_kernel(*setup: str, **env: str) -> Iterator[Kernel]:
+    """A kernel with ``%load_ext ipychat`` and each ``setup`` cell run; its
+    environment is ``NO_KEYS`` updated by ``env``. Shut down on leaving."""
+    k = Kernel(env={**NO_KEYS, **env})
+    try:
+        k.run("%load_ext ipychat")
+        for cell in setup:
+            k.run(cell)
+        yield k
+    finally:
+        k.shutdown()
