@@ -66,13 +66,7 @@ class StreamServer:
             return json.loads(reply.read())
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        end_process(self.proc)
 
     def __enter__(self) -> "StreamServer":
         return self
@@ -82,6 +76,18 @@ class StreamServer:
 
 
 # -- measuring ----------------------------------------------------------------
+
+
+def end_process(proc: subprocess.Popen) -> None:
+    """End a helper process that stops when its stdin closes; kill it after 10 s."""
+    if proc.poll() is not None:
+        return
+    proc.stdin.close()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def median(values: Iterable[float]) -> float:

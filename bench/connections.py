@@ -90,12 +90,7 @@ class ProxiedServer:
         return json.loads(self.proc.stdout.readline())
 
     def close(self) -> None:
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        common.end_process(self.proc)
 
 
 # -- the two clients ---------------------------------------------------------------
